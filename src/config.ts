@@ -1,0 +1,340 @@
+/**
+ * Configuration: BOBBIN_* environment variables (stock SPINDLE_SERVER_* names accepted as
+ * aliases) over an optional YAML file named by BOBBIN_CONFIG, over defaults. Parsed once, at
+ * start, into a typed object; a bad or missing value fails with a message naming the variable.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { type ZodType, z } from 'zod';
+import {
+  boolValue,
+  didValue,
+  durationValue,
+  hostnameValue,
+  intValue,
+  listenValue,
+  numberValue,
+  urlValue,
+} from './config-values.ts';
+import { ConfigError } from './errors.ts';
+import { LOG_LEVELS } from './logger.ts';
+
+export interface Setting {
+  /** Dotted key in the YAML file and in the parsed config, e.g. `queue.maxAttempts`. */
+  key: string;
+  env: string;
+  aliases?: string[];
+  /** What a valid value looks like, for error messages and the README. */
+  expect: string;
+  default?: string;
+  /** Required by `serve` (administrative commands only need the database). */
+  requiredToServe?: boolean;
+  doc: string;
+  schema: ZodType;
+}
+
+export const CONFIG_FILE_ENV = 'BOBBIN_CONFIG';
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: 'hostname',
+    env: 'BOBBIN_HOSTNAME',
+    aliases: ['SPINDLE_SERVER_HOSTNAME'],
+    expect: 'a host name with optional port, e.g. spindle.example.com or localhost:6555',
+    requiredToServe: true,
+    doc: "The spindle's identity: the string users put in their repo's `spindle` field. Its service DID is `did:web:` + this.",
+    schema: hostnameValue,
+  },
+  {
+    key: 'owner',
+    env: 'BOBBIN_OWNER',
+    aliases: ['SPINDLE_SERVER_OWNER'],
+    expect: 'a DID, e.g. did:plc:abcd1234',
+    requiredToServe: true,
+    doc: 'DID of the account that owns this spindle and may add members.',
+    schema: didValue,
+  },
+  {
+    key: 'listen',
+    env: 'BOBBIN_LISTEN',
+    aliases: ['SPINDLE_SERVER_LISTEN_ADDR'],
+    expect: 'host:port, [ipv6]:port or :port',
+    default: '0.0.0.0:6555',
+    doc: 'Address the HTTP server listens on (plain HTTP; put TLS in a reverse proxy). Port 0 picks a free port.',
+    schema: listenValue,
+  },
+  {
+    key: 'db',
+    env: 'BOBBIN_DB',
+    aliases: ['SPINDLE_SERVER_DB_PATH'],
+    expect: 'a file path',
+    default: './bobbin.db',
+    doc: 'The SQLite file holding all state: queue, events, builds. Keep it on a persistent volume.',
+    schema: z.string().trim().min(1),
+  },
+  {
+    key: 'jetstreamUrl',
+    env: 'BOBBIN_JETSTREAM_URL',
+    aliases: ['SPINDLE_SERVER_JETSTREAM_ENDPOINT'],
+    expect: 'a ws:// or wss:// URL',
+    default: 'wss://jetstream1.us-west.bsky.network/subscribe',
+    doc: 'Jetstream endpoint used to discover members, repos and collaborators.',
+    schema: urlValue(['ws:', 'wss:']),
+  },
+  {
+    key: 'plcUrl',
+    env: 'BOBBIN_PLC_URL',
+    aliases: ['SPINDLE_SERVER_PLC_URL'],
+    expect: 'an http:// or https:// URL',
+    default: 'https://plc.directory',
+    doc: 'PLC directory used to resolve did:plc identities.',
+    schema: urlValue(['http:', 'https:']),
+  },
+  {
+    key: 'dev',
+    env: 'BOBBIN_DEV',
+    aliases: ['SPINDLE_SERVER_DEV'],
+    expect: 'true or false (1/0, yes/no)',
+    default: 'false',
+    doc: 'Development mode: talk to knots over ws:// and http:// instead of wss:// and https://.',
+    schema: boolValue,
+  },
+  {
+    key: 'logLevel',
+    env: 'BOBBIN_LOG_LEVEL',
+    expect: LOG_LEVELS.join(', '),
+    default: 'info',
+    doc: 'Log level of the JSON logs written to standard output.',
+    schema: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.enum(LOG_LEVELS)),
+  },
+  {
+    key: 'shutdownTimeoutMs',
+    env: 'BOBBIN_SHUTDOWN_TIMEOUT',
+    expect: 'a duration such as 20s or 1500ms (a bare number is milliseconds)',
+    default: '20s',
+    doc: 'On SIGTERM/SIGINT, how long in-flight work may take to finish before bobbin exits anyway.',
+    schema: durationValue,
+  },
+  {
+    key: 'queue.concurrency',
+    env: 'BOBBIN_QUEUE_CONCURRENCY',
+    expect: 'an integer from 1 to 1024',
+    default: '16',
+    doc: 'Messages each queue consumer handles at once (always at most one per partition).',
+    schema: intValue(1, 1024),
+  },
+  {
+    key: 'queue.maxAttempts',
+    env: 'BOBBIN_QUEUE_MAX_ATTEMPTS',
+    expect: 'an integer from 1 to 1000',
+    default: '3',
+    doc: 'Deliveries of a failing message before it is dead-lettered to `<topic>_dlq`.',
+    schema: intValue(1, 1000),
+  },
+  {
+    key: 'queue.initialBackoffMs',
+    env: 'BOBBIN_QUEUE_INITIAL_BACKOFF',
+    expect: 'a duration',
+    default: '1s',
+    doc: 'Delay before the first retry of a failed message.',
+    schema: durationValue,
+  },
+  {
+    key: 'queue.backoffMultiplier',
+    env: 'BOBBIN_QUEUE_BACKOFF_MULTIPLIER',
+    expect: 'a number ≥ 1',
+    default: '2',
+    doc: 'Factor by which each further retry delay grows.',
+    schema: numberValue(1),
+  },
+  {
+    key: 'queue.maxBackoffMs',
+    env: 'BOBBIN_QUEUE_MAX_BACKOFF',
+    expect: 'a duration',
+    default: '30s',
+    doc: 'Upper bound of a retry delay.',
+    schema: durationValue,
+  },
+  {
+    key: 'queue.visibilityTimeoutMs',
+    env: 'BOBBIN_QUEUE_VISIBILITY_TIMEOUT',
+    expect: 'a duration',
+    default: '60s',
+    doc: 'How long a delivery may run before it is presumed lost and delivered again (counted as an attempt).',
+    schema: durationValue,
+  },
+  {
+    key: 'queue.dedupRetentionMs',
+    env: 'BOBBIN_QUEUE_RETENTION',
+    expect: 'a duration',
+    default: '7d',
+    doc: 'How long consumed messages are kept so that a repeated publish of the same id is still ignored.',
+    schema: durationValue,
+  },
+  {
+    key: 'queue.pollIntervalMs',
+    env: 'BOBBIN_QUEUE_POLL_INTERVAL',
+    expect: 'a duration',
+    default: '1s',
+    doc: 'How often the queue looks for work written by another process (for example `bobbin queue dlq replay`).',
+    schema: durationValue,
+  },
+];
+
+export interface QueueSettings {
+  concurrency: number;
+  maxAttempts: number;
+  initialBackoffMs: number;
+  backoffMultiplier: number;
+  maxBackoffMs: number;
+  visibilityTimeoutMs: number;
+  dedupRetentionMs: number;
+  pollIntervalMs: number;
+}
+
+export interface Config {
+  hostname: string;
+  owner: string;
+  listen: { host: string; port: number };
+  db: string;
+  jetstreamUrl: string;
+  plcUrl: string;
+  dev: boolean;
+  logLevel: (typeof LOG_LEVELS)[number];
+  shutdownTimeoutMs: number;
+  queue: QueueSettings;
+  /** The YAML file the values came from, if any. */
+  configFile?: string;
+}
+
+/** What administrative commands (queue, doctor) get: everything but the serve-only identity. */
+export type AdminConfig = Omit<Config, 'hostname' | 'owner'> & Partial<Pick<Config, 'hostname' | 'owner'>>;
+
+export interface LoadedConfig<C> {
+  config: C;
+  /** Non-fatal observations, e.g. a BOBBIN_* and an alias set to different values. */
+  warnings: string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env): LoadedConfig<Config> {
+  return load(env, true) as LoadedConfig<Config>;
+}
+
+export function loadAdminConfig(env: Env): LoadedConfig<AdminConfig> {
+  return load(env, false);
+}
+
+function load(env: Env, serving: boolean): LoadedConfig<AdminConfig> {
+  const warnings: string[] = [];
+  const file = env[CONFIG_FILE_ENV]?.trim() || undefined;
+  const fromFile = file ? readConfigFile(file) : new Map<string, unknown>();
+  const errors: string[] = [];
+  const values: Record<string, unknown> = {};
+
+  for (const setting of SETTINGS) {
+    const source = pickSource(setting, env, fromFile, file, warnings);
+    if (source === undefined) {
+      if (setting.requiredToServe && serving) {
+        errors.push(`${setting.env} is required: ${missingHint(setting)}`);
+      }
+      if (setting.default === undefined) continue;
+    }
+    const raw = source?.value ?? setting.default;
+    const parsed = setting.schema.safeParse(raw);
+    if (!parsed.success) {
+      const where = source?.label ?? `default of ${setting.env}`;
+      errors.push(`${where}: expected ${setting.expect}, got ${JSON.stringify(raw)}`);
+      continue;
+    }
+    setPath(values, setting.key, parsed.data);
+  }
+  for (const key of fromFile.keys()) {
+    if (!SETTINGS.some((s) => s.key === key)) errors.push(`${CONFIG_FILE_ENV} file ${file}: unknown key "${key}"`);
+  }
+  if (errors.length > 0) throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`);
+  if (file) values.configFile = file;
+  return { config: values as unknown as AdminConfig, warnings };
+}
+
+interface Source {
+  value: unknown;
+  label: string;
+}
+
+function pickSource(
+  setting: Setting,
+  env: Env,
+  fromFile: Map<string, unknown>,
+  file: string | undefined,
+  warnings: string[],
+): Source | undefined {
+  const primary = env[setting.env];
+  for (const alias of setting.aliases ?? []) {
+    const aliasValue = env[alias];
+    if (aliasValue === undefined) continue;
+    if (primary !== undefined) {
+      if (primary !== aliasValue) warnings.push(`${setting.env} and ${alias} differ; using ${setting.env}`);
+      continue;
+    }
+    return { value: aliasValue, label: alias };
+  }
+  if (primary !== undefined) return { value: primary, label: setting.env };
+  if (fromFile.has(setting.key)) {
+    return { value: fromFile.get(setting.key), label: `${CONFIG_FILE_ENV} file ${file}: key "${setting.key}"` };
+  }
+  return undefined;
+}
+
+function missingHint(setting: Setting): string {
+  const alts = [...(setting.aliases ?? []), `"${setting.key}" in the ${CONFIG_FILE_ENV} file`];
+  return `${setting.expect} (or set ${alts.join(', or ')})`;
+}
+
+/** Reads the YAML file into dotted keys: `queue: {maxAttempts: 5}` → `queue.maxAttempts`. */
+function readConfigFile(file: string): Map<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${CONFIG_FILE_ENV} file ${file} cannot be read: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${CONFIG_FILE_ENV} file ${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  const out = new Map<string, unknown>();
+  if (doc === null || doc === undefined) return out;
+  if (!isPlainObject(doc)) throw new ConfigError(`${CONFIG_FILE_ENV} file ${file} must be a mapping of settings`);
+  flatten(doc, '', out);
+  return out;
+}
+
+function flatten(obj: Record<string, unknown>, prefix: string, out: Map<string, unknown>): void {
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix + k;
+    if (isPlainObject(v) && SETTINGS.some((s) => s.key.startsWith(`${key}.`))) flatten(v, `${key}.`, out);
+    else out.set(key, v);
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    node[part] ??= {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts.at(-1)!] = value;
+}

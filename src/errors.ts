@@ -1,0 +1,54 @@
+/**
+ * The typed errors bobbin raises. Each has a stable `code`; HTTP/XRPC bodies and queue outcomes
+ * are derived from the class in one place each (http/app.ts, queue/consumer.ts).
+ */
+export class BobbinError extends Error {
+  readonly code: string = 'InternalError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A request or input that can never succeed as given. */
+export class InvalidRequestError extends BobbinError {
+  override readonly code = 'InvalidRequest';
+}
+
+export class AuthError extends BobbinError {
+  override readonly code = 'AuthRequired';
+}
+
+export class NotFoundError extends BobbinError {
+  override readonly code = 'NotFound';
+}
+
+/** A transient failure: the queue retries the message with backoff. */
+export class RetryableError extends BobbinError {
+  override readonly code = 'Retryable';
+}
+
+/** A failure that retrying cannot fix: the queue dead-letters the message at once. */
+export class PermanentError extends BobbinError {
+  override readonly code = 'Permanent';
+}
+
+/** Bad or missing configuration; the message names the variable. */
+export class ConfigError extends BobbinError {
+  override readonly code = 'ConfigError';
+}
+
+/** Another live bobbin process already owns this database. */
+export class InstanceLockedError extends BobbinError {
+  override readonly code = 'InstanceLocked';
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  if (typeof err === 'string') return err;
+  try {
+    return JSON.stringify(err) ?? String(err);
+  } catch {
+    return String(err);
+  }
+}
