@@ -105,11 +105,7 @@ export const SETTINGS: readonly Setting[] = [
     expect: LOG_LEVELS.join(', '),
     default: 'info',
     doc: 'Log level of the JSON logs written to standard output.',
-    schema: z
-      .string()
-      .trim()
-      .toLowerCase()
-      .pipe(z.enum(LOG_LEVELS)),
+    schema: z.string().trim().toLowerCase().pipe(z.enum(LOG_LEVELS)),
   },
   {
     key: 'shutdownTimeoutMs',
@@ -255,9 +251,12 @@ function load(env: Env, serving: boolean): LoadedConfig<AdminConfig> {
     setPath(values, setting.key, parsed.data);
   }
   for (const key of fromFile.keys()) {
-    if (!SETTINGS.some((s) => s.key === key)) errors.push(`${CONFIG_FILE_ENV} file ${file}: unknown key "${key}"`);
+    if (!SETTINGS.some((s) => s.key === key))
+      errors.push(`${CONFIG_FILE_ENV} file ${file}: unknown key "${key}"`);
   }
-  if (errors.length > 0) throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`);
+  if (errors.length > 0) {
+    throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`, { problems: errors });
+  }
   if (file) values.configFile = file;
   return { config: values as unknown as AdminConfig, warnings };
 }
@@ -286,7 +285,10 @@ function pickSource(
   }
   if (primary !== undefined) return { value: primary, label: setting.env };
   if (fromFile.has(setting.key)) {
-    return { value: fromFile.get(setting.key), label: `${CONFIG_FILE_ENV} file ${file}: key "${setting.key}"` };
+    return {
+      value: fromFile.get(setting.key),
+      label: `${CONFIG_FILE_ENV} file ${file}: key "${setting.key}"`,
+    };
   }
   return undefined;
 }
@@ -312,7 +314,8 @@ function readConfigFile(file: string): Map<string, unknown> {
   }
   const out = new Map<string, unknown>();
   if (doc === null || doc === undefined) return out;
-  if (!isPlainObject(doc)) throw new ConfigError(`${CONFIG_FILE_ENV} file ${file} must be a mapping of settings`);
+  if (!isPlainObject(doc))
+    throw new ConfigError(`${CONFIG_FILE_ENV} file ${file} must be a mapping of settings`);
   flatten(doc, '', out);
   return out;
 }

@@ -36,6 +36,12 @@ export class PermanentError extends BobbinError {
 /** Bad or missing configuration; the message names the variable. */
 export class ConfigError extends BobbinError {
   override readonly code = 'ConfigError';
+  /** One line per problem, each naming its variable or key. */
+  readonly problems: readonly string[];
+  constructor(message: string, options?: { cause?: unknown; problems?: readonly string[] }) {
+    super(message, options);
+    this.problems = options?.problems ?? [message];
+  }
 }
 
 /** Another live bobbin process already owns this database. */

@@ -81,7 +81,9 @@ export class InstanceLock {
 
   /** Refreshes the heartbeat; false means the lock was taken over and this process must stop. */
   heartbeat(now = Date.now()): boolean {
-    const res = this.db.prepare('UPDATE instance_lock SET heartbeat_at = ? WHERE id = 1 AND token = ?').run(now, this.token);
+    const res = this.db
+      .prepare('UPDATE instance_lock SET heartbeat_at = ? WHERE id = 1 AND token = ?')
+      .run(now, this.token);
     return res.changes === 1;
   }
 
@@ -92,8 +94,9 @@ export class InstanceLock {
   private holderLive(holder: LockHolder, now: number): boolean {
     if (now - holder.heartbeatAt > this.staleMs) return false;
     if (holder.host !== this.host) return true;
-    // Our own pid in the row is an earlier incarnation (a restarted container keeps pid 1).
-    if (holder.pid === process.pid) return false;
+    // Our own pid, taken before this process started, is an earlier incarnation (a restarted
+    // container keeps pid 1); taken since, it is another lock object in this very process.
+    if (holder.pid === process.pid) return holder.startedAt >= performance.timeOrigin;
     return this.isAlive(holder.pid);
   }
 }

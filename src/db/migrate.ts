@@ -21,7 +21,10 @@ interface AppliedRow {
 export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-  const applied = () => db.prepare('SELECT version, name, checksum FROM schema_migrations ORDER BY version').all() as AppliedRow[];
+  const applied = () =>
+    db
+      .prepare('SELECT version, name, checksum FROM schema_migrations ORDER BY version')
+      .all() as AppliedRow[];
   const known = new Map(migrations.map((m) => [m.version, m]));
   for (const row of applied()) {
     const m = known.get(row.version);
@@ -31,7 +34,9 @@ export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): 
       );
     }
     if (checksum(m) !== row.checksum) {
-      throw new ConfigError(`migration ${row.version} (${row.name}) was changed after it was applied to this database`);
+      throw new ConfigError(
+        `migration ${row.version} (${row.name}) was changed after it was applied to this database`,
+      );
     }
   }
   let count = 0;
@@ -40,12 +45,9 @@ export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): 
       const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(m.version);
       if (done) return false;
       db.exec(m.sql);
-      db.prepare('INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)').run(
-        m.version,
-        m.name,
-        checksum(m),
-        Date.now(),
-      );
+      db.prepare(
+        'INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)',
+      ).run(m.version, m.name, checksum(m), Date.now());
       return true;
     });
     if (apply.immediate()) count++;

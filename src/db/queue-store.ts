@@ -106,10 +106,14 @@ export class QueueStore {
                AND in_flight = 1 AND attempt_count = ?`),
       release: p(`UPDATE queue_delivery SET invisible_until = ?
                   WHERE consumer_group = ? AND topic = ? AND partition_key = ? AND msg_offset = ? AND in_flight = 1`),
-      removeDelivery: p(`DELETE FROM queue_delivery WHERE consumer_group = ? AND topic = ? AND partition_key = ?
+      removeDelivery:
+        p(`DELETE FROM queue_delivery WHERE consumer_group = ? AND topic = ? AND partition_key = ?
                          AND msg_offset = ?`),
-      dlqExisting: p(`SELECT "offset" AS offset, metadata FROM queue_messages WHERE topic = ? AND partition_key = ? AND id = ?`),
-      dlqInsert: p(`INSERT INTO queue_messages (topic, partition_key, id, payload, metadata, published_at, failed_at,
+      dlqExisting: p(
+        `SELECT "offset" AS offset, metadata FROM queue_messages WHERE topic = ? AND partition_key = ? AND id = ?`,
+      ),
+      dlqInsert:
+        p(`INSERT INTO queue_messages (topic, partition_key, id, payload, metadata, published_at, failed_at,
                       failure_count, last_error, original_topic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "offset"`),
       dlqUpdate: p(`UPDATE queue_messages SET metadata = ?, failed_at = ?, failure_count = ?, last_error = ?
                     WHERE "offset" = ?`),
@@ -119,7 +123,8 @@ export class QueueStore {
                   FROM queue_messages WHERE topic = ? AND original_topic IS NOT NULL ORDER BY "offset"`),
       deleteMessage: p(`DELETE FROM queue_messages WHERE "offset" = ?`),
       deleteDeliveries: p(`DELETE FROM queue_delivery WHERE msg_offset = ?`),
-      redeliver: p(`INSERT INTO queue_delivery (consumer_group, topic, partition_key, msg_offset) VALUES (?, ?, ?, ?)
+      redeliver:
+        p(`INSERT INTO queue_delivery (consumer_group, topic, partition_key, msg_offset) VALUES (?, ?, ?, ?)
                     ON CONFLICT DO UPDATE SET invisible_until = 0, attempt_count = 0, postponed = 0, in_flight = 0`),
       gc: p(`DELETE FROM queue_messages WHERE "offset" IN (
                SELECT m."offset" FROM queue_messages m
@@ -134,7 +139,9 @@ export class QueueStore {
                   SUM(invisible_until > @now AND in_flight = 1) AS inFlight,
                   SUM(invisible_until > @now AND postponed = 1) AS held
                 FROM queue_delivery GROUP BY topic, consumer_group`),
-      subscriptions: p(`SELECT topic, consumer_group AS "group" FROM queue_subscriptions ORDER BY topic, consumer_group`),
+      subscriptions: p(
+        `SELECT topic, consumer_group AS "group" FROM queue_subscriptions ORDER BY topic, consumer_group`,
+      ),
       deadCounts: p(`SELECT original_topic AS topic, COUNT(*) AS dead FROM queue_messages
                      WHERE original_topic IS NOT NULL GROUP BY original_topic`),
     };
@@ -165,7 +172,13 @@ export class QueueStore {
     return (this.s.partitions!.all({ group, topic }) as { k: string }[]).map((r) => r.k);
   }
 
-  head(group: string, topic: string, partitionKey: string, afterOffset: number, limit: number): DeliveryRow[] {
+  head(
+    group: string,
+    topic: string,
+    partitionKey: string,
+    afterOffset: number,
+    limit: number,
+  ): DeliveryRow[] {
     const rows = this.s.head!.all(group, topic, partitionKey, afterOffset, limit) as Array<
       Omit<DeliveryRow, 'postponed' | 'inFlight'> & { postponed: number; inFlight: number }
     >;
@@ -214,14 +227,17 @@ export class QueueStore {
    */
   deadLetter(key: DeliveryKey, failureCount: number, reason: string, now: number): boolean {
     return this.db.transaction(() => {
-      if (this.s.removeDelivery!.run(key.group, key.topic, key.partitionKey, key.offset).changes !== 1) return false;
+      if (this.s.removeDelivery!.run(key.group, key.topic, key.partitionKey, key.offset).changes !== 1)
+        return false;
       const msg = this.message(key.offset);
       if (!msg) return true;
       const dlqTopic = key.topic + DLQ_SUFFIX;
       const prior = this.s.dlqExisting!.get(dlqTopic, msg.partitionKey, msg.id) as
         | { offset: number; metadata: string }
         | undefined;
-      const groups = new Set(prior ? (parseMeta(prior.metadata)[GROUPS_KEY] ?? '').split(',').filter(Boolean) : []);
+      const groups = new Set(
+        prior ? (parseMeta(prior.metadata)[GROUPS_KEY] ?? '').split(',').filter(Boolean) : [],
+      );
       groups.add(key.group);
       const metadata = JSON.stringify({
         ...dlqBaseMetadata(msg.metadata),
@@ -268,7 +284,8 @@ export class QueueStore {
         if (id !== undefined && letter.id !== id) continue;
         const meta = parseMeta(letter.metadata);
         let groups = (meta[GROUPS_KEY] ?? '').split(',').filter(Boolean);
-        if (groups.length === 0) groups = (this.s.groupsOf!.all(letter.originalTopic) as { g: string }[]).map((r) => r.g);
+        if (groups.length === 0)
+          groups = (this.s.groupsOf!.all(letter.originalTopic) as { g: string }[]).map((r) => r.g);
         const original = this.s.existing!.get(letter.originalTopic, letter.partitionKey, letter.id) as
           | { offset: number }
           | undefined;
@@ -315,9 +332,11 @@ export class QueueStore {
     for (const sub of this.s.subscriptions!.all() as { topic: string; group: string }[]) {
       byKey.set(`${sub.topic}\0${sub.group}`, { ...sub, ready: 0, retrying: 0, inFlight: 0, held: 0 });
     }
-    for (const row of this.s.stats!.all({ now }) as GroupStats[]) byKey.set(`${row.topic}\0${row.group}`, row);
+    for (const row of this.s.stats!.all({ now }) as GroupStats[])
+      byKey.set(`${row.topic}\0${row.group}`, row);
     const dead = new Map<string, number>();
-    for (const row of this.s.deadCounts!.all() as { topic: string; dead: number }[]) dead.set(row.topic, row.dead);
+    for (const row of this.s.deadCounts!.all() as { topic: string; dead: number }[])
+      dead.set(row.topic, row.dead);
     return { groups: [...byKey.values()], dead };
   }
 }

@@ -132,7 +132,11 @@ export class Consumer<T = unknown> {
   }
 
   private pump(): void {
-    while (this.state === 'running' && this.inFlight.size < this.settings.concurrency && this.dirty.size > 0) {
+    while (
+      this.state === 'running' &&
+      this.inFlight.size < this.settings.concurrency &&
+      this.dirty.size > 0
+    ) {
       const pk = this.dirty.values().next().value as string;
       this.dirty.delete(pk);
       if (this.inFlight.has(pk)) continue; // looked at again when its delivery ends
@@ -154,10 +158,14 @@ export class Consumer<T = unknown> {
       for (const row of rows) {
         if (row.invisibleUntil > now) {
           wakeAt = Math.min(wakeAt, row.invisibleUntil);
-          if (row.inFlight || row.postponed) return this.wakes.at(pk, wakeAt);
+          if (row.inFlight || row.postponed) {
+            this.wakes.at(pk, wakeAt);
+            return;
+          }
           continue;
         }
-        return this.deliver(pk, row, now);
+        this.deliver(pk, row, now);
+        return;
       }
       if (rows.length < HEAD_BATCH) break;
       after = rows[rows.length - 1]!.offset;
@@ -174,7 +182,10 @@ export class Consumer<T = unknown> {
       return;
     }
     const attempt = this.store.claim(key, now, now + settings.visibilityTimeoutMs);
-    if (attempt === undefined) return this.notify(pk);
+    if (attempt === undefined) {
+      this.notify(pk);
+      return;
+    }
     const stored = this.store.message(row.offset);
     const message = stored ? decode<T>(stored) : new Error(`message at offset ${row.offset} is missing`);
     if (message instanceof Error) {
@@ -195,7 +206,8 @@ export class Consumer<T = unknown> {
       attempt,
       signal: d.controller.signal,
       hold(ms: number) {
-        if (!Number.isFinite(ms) || ms < 0) throw new InvalidRequestError(`hold(${ms}): expected milliseconds ≥ 0`);
+        if (!Number.isFinite(ms) || ms < 0)
+          throw new InvalidRequestError(`hold(${ms}): expected milliseconds ≥ 0`);
         d.holdMs = Math.ceil(ms);
       },
     };
@@ -210,7 +222,10 @@ export class Consumer<T = unknown> {
   private settle(pk: string, d: InFlight, outcome: Outcome): void {
     clearTimeout(d.timer);
     if (d.lost) {
-      this.log.warn({ partitionKey: pk, offset: d.key.offset, attempt: d.attempt }, 'late result of a lost delivery ignored');
+      this.log.warn(
+        { partitionKey: pk, offset: d.key.offset, attempt: d.attempt },
+        'late result of a lost delivery ignored',
+      );
       return;
     }
     this.inFlight.delete(pk);
@@ -262,7 +277,12 @@ export class Consumer<T = unknown> {
   private expire(pk: string, d: InFlight): void {
     if (this.inFlight.get(pk) !== d) return;
     this.log.warn(
-      { partitionKey: pk, offset: d.key.offset, attempt: d.attempt, timeoutMs: this.settings.visibilityTimeoutMs },
+      {
+        partitionKey: pk,
+        offset: d.key.offset,
+        attempt: d.attempt,
+        timeoutMs: this.settings.visibilityTimeoutMs,
+      },
       'delivery exceeded the visibility timeout; it will be delivered again',
     );
     this.loseDelivery(d, new Error('visibility timeout exceeded'));

@@ -43,7 +43,11 @@ describe('publish', () => {
     ['a function', () => t.queue.publish('t', 'pk', 'id', { f: () => 1 }), /payload\.f is a function/],
     ['NaN', () => t.queue.publish('t', 'pk', 'id', [1, Number.NaN]), /payload\[1\] is NaN/],
     ['a Date', () => t.queue.publish('t', 'pk', 'id', { d: new Date() }), /payload\.d is a Date/],
-    ['non-string metadata', () => t.queue.publish('t', 'pk', 'id', {}, { metadata: { a: 1 as never } }), /metadata\.a/],
+    [
+      'non-string metadata',
+      () => t.queue.publish('t', 'pk', 'id', {}, { metadata: { a: 1 as never } }),
+      /metadata\.a/,
+    ],
     ['a dead-letter topic', () => t.queue.publish('t_dlq', 'pk', 'id', {}), /dead-letter topic/],
   ])('refuses %s with a clear error and stores nothing', (_what, publish, message) => {
     t = openTestQueue();
@@ -256,7 +260,7 @@ describe('hold', () => {
     t.queue.consume('work', 'g', (_m, d) => {
       attempts.push(d.attempt);
       if (attempts.length === 1) throw new Error('fail first');
-      if (attempts.length === 2) return d.hold(10);
+      if (attempts.length === 2) d.hold(10);
     });
     t.queue.start();
     t.queue.publish('work', 'P', 'm', {});
@@ -323,7 +327,9 @@ describe('lost deliveries', () => {
     await sleep(20);
     await t.queue.stop(300);
     expect(finished).toBe(1);
-    const rows = t.db.prepare('SELECT partition_key AS pk, in_flight, invisible_until FROM queue_delivery').all() as Array<{
+    const rows = t.db
+      .prepare('SELECT partition_key AS pk, in_flight, invisible_until FROM queue_delivery')
+      .all() as Array<{
       pk: string;
       in_flight: number;
       invisible_until: number;

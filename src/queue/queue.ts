@@ -47,7 +47,13 @@ export class Queue {
   }
 
   /** Stores one message; a repeat of (topic, partitionKey, id) stores nothing and reports `published: false`. */
-  publish<T>(topic: string, partitionKey: string, id: string, payload: T, options: PublishOptions = {}): PublishResult {
+  publish<T>(
+    topic: string,
+    partitionKey: string,
+    id: string,
+    payload: T,
+    options: PublishOptions = {},
+  ): PublishResult {
     return this.publishBatch([{ topic, partitionKey, id, payload, metadata: options.metadata }])[0]!;
   }
 

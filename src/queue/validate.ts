@@ -1,5 +1,5 @@
-import { InvalidRequestError } from '../errors.ts';
 import { DLQ_SUFFIX } from '../db/queue-store.ts';
+import { InvalidRequestError } from '../errors.ts';
 import type { Metadata, PublishRequest } from './types.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
@@ -17,9 +17,12 @@ export function checkName(kind: 'topic' | 'consumer group', name: unknown): stri
 
 function checkKey(kind: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) {
-    throw new InvalidRequestError(`${kind} must be a non-empty string, got ${JSON.stringify(value) ?? String(value)}`);
+    throw new InvalidRequestError(
+      `${kind} must be a non-empty string, got ${JSON.stringify(value) ?? String(value)}`,
+    );
   }
-  if (value.length > MAX_KEY_LENGTH) throw new InvalidRequestError(`${kind} is longer than ${MAX_KEY_LENGTH} characters`);
+  if (value.length > MAX_KEY_LENGTH)
+    throw new InvalidRequestError(`${kind} is longer than ${MAX_KEY_LENGTH} characters`);
   return value;
 }
 
@@ -38,7 +41,8 @@ function checkJsonValue(value: unknown, path: string, seen: Set<object>): void {
     case 'boolean':
       return;
     case 'number':
-      if (!Number.isFinite(value)) throw new InvalidRequestError(`${path} is ${value}, which JSON cannot represent`);
+      if (!Number.isFinite(value))
+        throw new InvalidRequestError(`${path} is ${value}, which JSON cannot represent`);
       return;
     case 'object': {
       if (value === null) return;
@@ -52,7 +56,9 @@ function checkJsonValue(value: unknown, path: string, seen: Set<object>): void {
         const proto = Object.getPrototypeOf(value);
         if (proto !== Object.prototype && proto !== null) {
           const name = (value as object).constructor?.name ?? 'object';
-          throw new InvalidRequestError(`${path} is a ${name}, not a plain object; convert it to JSON data first`);
+          throw new InvalidRequestError(
+            `${path} is a ${name}, not a plain object; convert it to JSON data first`,
+          );
         }
         for (const [k, v] of Object.entries(value)) checkJsonValue(v, `${path}.${k}`, seen);
       }
@@ -60,7 +66,9 @@ function checkJsonValue(value: unknown, path: string, seen: Set<object>): void {
       return;
     }
     default:
-      throw new InvalidRequestError(`${path} is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, which is not JSON`);
+      throw new InvalidRequestError(
+        `${path} is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}, which is not JSON`,
+      );
   }
 }
 

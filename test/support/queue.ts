@@ -1,9 +1,9 @@
 import { join } from 'node:path';
+import type { QueueSettings } from '../../src/config.ts';
 import { type Db, openDatabase } from '../../src/db/database.ts';
 import { QueueStore } from '../../src/db/queue-store.ts';
 import { createLogger } from '../../src/logger.ts';
 import { Queue } from '../../src/queue/index.ts';
-import type { QueueSettings } from '../../src/config.ts';
 import { tempDir } from './temp.ts';
 
 export interface TestQueue {

@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// bobbin's command-line entry. The sources are TypeScript run directly by Node's type stripping
+// (Node.js 22.18+; package.json asks for 22.19+), so there is no build step.
+if (!process.features.typescript) {
+  process.stderr.write(
+    `bobbin: needs Node.js 22.19 or newer (this is ${process.version}); see README "Node.js 22"\n`,
+  );
+  process.exit(1);
+}
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

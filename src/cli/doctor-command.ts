@@ -1,0 +1,76 @@
+import { existsSync } from 'node:fs';
+import { loadConfig } from '../config.ts';
+import { openDatabase } from '../db/database.ts';
+import { InstanceLock } from '../db/instance-lock.ts';
+import { MIGRATIONS } from '../db/migrations/index.ts';
+import { QueueStore } from '../db/queue-store.ts';
+import { ConfigError, errorMessage } from '../errors.ts';
+import { EXIT } from './exit-codes.ts';
+import type { Output } from './output.ts';
+
+type Level = 'ok' | 'warn' | 'FAIL';
+
+/** `bobbin doctor`: checks what `serve` needs without changing anything. */
+export function doctorCommand(env: NodeJS.ProcessEnv, io: Output): number {
+  const results: Array<[Level, string]> = [];
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  const nodeOk = major > 22 || (major === 22 && minor >= 19);
+  results.push([nodeOk ? 'ok' : 'FAIL', `Node.js ${process.version} (bobbin needs 22.19 or newer)`]);
+
+  let dbPath: string | undefined;
+  try {
+    const { config, warnings } = loadConfig(env);
+    dbPath = config.db;
+    results.push([
+      'ok',
+      `configuration: spindle ${config.hostname} (did:web:${config.hostname}), owner ${config.owner}, listen ${config.listen.host}:${config.listen.port}`,
+    ]);
+    for (const w of warnings) results.push(['warn', w]);
+  } catch (err) {
+    if (err instanceof ConfigError) for (const p of err.problems) results.push(['FAIL', p]);
+    else results.push(['FAIL', errorMessage(err)]);
+    dbPath = env.BOBBIN_DB ?? env.SPINDLE_SERVER_DB_PATH;
+  }
+
+  if (dbPath) results.push(...checkDatabase(dbPath));
+
+  for (const [level, text] of results) io.out(`${level.padEnd(4)}  ${text}`);
+  return results.some(([level]) => level === 'FAIL') ? EXIT.failure : EXIT.ok;
+}
+
+function checkDatabase(path: string): Array<[Level, string]> {
+  if (!existsSync(path)) return [['ok', `database ${path} does not exist yet; serve creates it`]];
+  const out: Array<[Level, string]> = [];
+  try {
+    const db = openDatabase(path, { mustExist: true, migrate: false });
+    try {
+      const version = (
+        db.prepare(`SELECT MAX(version) AS v FROM schema_migrations`).get() as
+          | { v: number | null }
+          | undefined
+      )?.v;
+      const latest = MIGRATIONS.at(-1)!.version;
+      out.push([
+        version === latest ? 'ok' : 'warn',
+        `database ${path}: schema ${version ?? 'none'} (this bobbin: ${latest}${version !== latest ? '; serve migrates it' : ''})`,
+      ]);
+      const holder = version ? InstanceLock.holder(db) : undefined;
+      out.push([
+        'ok',
+        holder
+          ? `served by pid ${holder.pid} on ${holder.host}, heartbeat ${Math.round((Date.now() - holder.heartbeatAt) / 1000)} s ago`
+          : 'no bobbin is serving this database now',
+      ]);
+      if (version) {
+        const { dead } = new QueueStore(db).stats(Date.now());
+        const total = [...dead.values()].reduce((a, b) => a + b, 0);
+        if (total > 0) out.push(['warn', `${total} dead letter(s): see bobbin queue stats`]);
+      }
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    out.push(['FAIL', `database ${path}: ${errorMessage(err)}`]);
+  }
+  return out;
+}

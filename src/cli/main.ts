@@ -1,0 +1,79 @@
+import { ConfigError, InstanceLockedError, InvalidRequestError } from '../errors.ts';
+import { VERSION } from '../version.ts';
+import { demoCommand } from './demo-command.ts';
+import { doctorCommand } from './doctor-command.ts';
+import { EXIT } from './exit-codes.ts';
+import { type Output, stdio } from './output.ts';
+import { queueCommand } from './queue-command.ts';
+import { serveCommand } from './serve-command.ts';
+
+export const USAGE = `bobbin ${VERSION}: a Tangled spindle that hands CI work to other CI systems
+
+usage: bobbin <command> [options]
+
+commands:
+  serve      run the spindle daemon (configured by BOBBIN_* variables; see README)
+  demo       run a self-contained demonstration on a temporary database, then exit
+  doctor     check the configuration, the database and the environment
+  queue      inspect the durable queue: stats, dlq list | replay | drop  (bobbin queue --help)
+  help       show this text
+  version    print the version
+
+exit codes: 0 ok, 1 failure, 2 usage, 75 database in use by another bobbin, 78 bad configuration`;
+
+export async function main(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  io: Output = stdio,
+): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serveCommand(env);
+      case 'demo':
+        return await demoCommand(io);
+      case 'doctor':
+        return doctorCommand(env, io);
+      case 'queue':
+        return queueCommand(rest, env, io);
+      case 'version':
+      case '--version':
+        io.out(VERSION);
+        return EXIT.ok;
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE);
+        return EXIT.ok;
+      case undefined:
+        io.err(USAGE);
+        return EXIT.usage;
+      default:
+        io.err(`bobbin: unknown command "${command}"\n\n${USAGE}`);
+        return EXIT.usage;
+    }
+  } catch (err) {
+    return reportFailure(err, io);
+  }
+}
+
+function reportFailure(err: unknown, io: Output): number {
+  if (err instanceof ConfigError) {
+    io.err(`bobbin: ${err.message}`);
+    return EXIT.config;
+  }
+  if (err instanceof InstanceLockedError) {
+    io.err(`bobbin: ${err.message}`);
+    return EXIT.locked;
+  }
+  if (
+    err instanceof InvalidRequestError ||
+    String((err as NodeJS.ErrnoException)?.code).startsWith('ERR_PARSE_ARGS')
+  ) {
+    io.err(`bobbin: ${(err as Error).message}`);
+    return EXIT.usage;
+  }
+  io.err(`bobbin: ${(err as Error)?.stack ?? String(err)}`);
+  return EXIT.failure;
+}

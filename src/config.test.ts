@@ -1,0 +1,161 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../test/support/temp.ts';
+import { loadAdminConfig, loadConfig } from './config.ts';
+import { parseDurationMs, parseListen } from './config-values.ts';
+import { ConfigError } from './errors.ts';
+
+const REQUIRED = { BOBBIN_HOSTNAME: 'spindle.example.com', BOBBIN_OWNER: 'did:plc:owner123' };
+let cleanup = () => {};
+afterEach(() => cleanup());
+
+function configFile(yaml: string): string {
+  const t = tempDir();
+  cleanup = t.cleanup;
+  const file = join(t.dir, 'bobbin.yaml');
+  writeFileSync(file, yaml);
+  return file;
+}
+
+function failure(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const { config } = loadConfig(REQUIRED);
+    expect(config).toEqual({
+      hostname: 'spindle.example.com',
+      owner: 'did:plc:owner123',
+      listen: { host: '0.0.0.0', port: 6555 },
+      db: './bobbin.db',
+      jetstreamUrl: 'wss://jetstream1.us-west.bsky.network/subscribe',
+      plcUrl: 'https://plc.directory',
+      dev: false,
+      logLevel: 'info',
+      shutdownTimeoutMs: 20_000,
+      queue: {
+        concurrency: 16,
+        maxAttempts: 3,
+        initialBackoffMs: 1000,
+        backoffMultiplier: 2,
+        maxBackoffMs: 30_000,
+        visibilityTimeoutMs: 60_000,
+        dedupRetentionMs: 604_800_000,
+        pollIntervalMs: 1000,
+      },
+    });
+  });
+
+  it('names each missing required variable', () => {
+    const message = failure({});
+    expect(message).toMatch(/BOBBIN_HOSTNAME is required/);
+    expect(message).toMatch(/BOBBIN_OWNER is required.*SPINDLE_SERVER_OWNER/);
+  });
+
+  it('names the variable holding a bad value', () => {
+    expect(failure({ ...REQUIRED, BOBBIN_OWNER: 'alice' })).toMatch(/BOBBIN_OWNER: expected a DID.*"alice"/);
+    expect(failure({ ...REQUIRED, BOBBIN_LISTEN: 'nope' })).toMatch(/BOBBIN_LISTEN: expected host:port/);
+    expect(failure({ ...REQUIRED, BOBBIN_DEV: 'maybe' })).toMatch(/BOBBIN_DEV: expected true or false/);
+    expect(failure({ ...REQUIRED, BOBBIN_PLC_URL: 'ftp://x' })).toMatch(/BOBBIN_PLC_URL/);
+    expect(failure({ ...REQUIRED, BOBBIN_QUEUE_MAX_ATTEMPTS: '0' })).toMatch(/BOBBIN_QUEUE_MAX_ATTEMPTS/);
+    expect(failure({ ...REQUIRED, BOBBIN_SHUTDOWN_TIMEOUT: '5 minutes' })).toMatch(/BOBBIN_SHUTDOWN_TIMEOUT/);
+    expect(failure({ ...REQUIRED, SPINDLE_SERVER_HOSTNAME: 'https://x/y', BOBBIN_HOSTNAME: '' })).toMatch(
+      /BOBBIN_HOSTNAME/,
+    );
+  });
+
+  it('accepts the stock spindle variable names as aliases', () => {
+    const { config } = loadConfig({
+      SPINDLE_SERVER_HOSTNAME: 'localhost:6555',
+      SPINDLE_SERVER_OWNER: 'did:web:example.com',
+      SPINDLE_SERVER_LISTEN_ADDR: ':7000',
+      SPINDLE_SERVER_DB_PATH: '/data/spindle.db',
+      SPINDLE_SERVER_JETSTREAM_ENDPOINT: 'ws://127.0.0.1:6008/subscribe',
+      SPINDLE_SERVER_PLC_URL: 'http://127.0.0.1:2582',
+      SPINDLE_SERVER_DEV: 'true',
+    });
+    expect(config).toMatchObject({
+      hostname: 'localhost:6555',
+      owner: 'did:web:example.com',
+      listen: { host: '0.0.0.0', port: 7000 },
+      db: '/data/spindle.db',
+      jetstreamUrl: 'ws://127.0.0.1:6008/subscribe',
+      plcUrl: 'http://127.0.0.1:2582',
+      dev: true,
+    });
+  });
+
+  it('prefers the BOBBIN_ name over an alias and warns when they differ', () => {
+    const { config, warnings } = loadConfig({ ...REQUIRED, SPINDLE_SERVER_HOSTNAME: 'old.example.com' });
+    expect(config.hostname).toBe('spindle.example.com');
+    expect(warnings).toEqual(['BOBBIN_HOSTNAME and SPINDLE_SERVER_HOSTNAME differ; using BOBBIN_HOSTNAME']);
+  });
+
+  it('reads structured settings from the BOBBIN_CONFIG file, under the environment', () => {
+    const file = configFile(`
+hostname: from-file.example.com
+owner: did:plc:fromfile
+dev: true
+queue:
+  maxAttempts: 5
+  visibilityTimeoutMs: 15m
+`);
+    const { config } = loadConfig({ BOBBIN_CONFIG: file, BOBBIN_HOSTNAME: 'env.example.com' });
+    expect(config.hostname).toBe('env.example.com');
+    expect(config.owner).toBe('did:plc:fromfile');
+    expect(config.dev).toBe(true);
+    expect(config.queue.maxAttempts).toBe(5);
+    expect(config.queue.visibilityTimeoutMs).toBe(900_000);
+    expect(config.configFile).toBe(file);
+  });
+
+  it('rejects unknown keys and bad values in the file, naming the key', () => {
+    const file = configFile('queue:\n  maxAttemps: 5\nowner: 12\n');
+    const message = failure({ BOBBIN_CONFIG: file, BOBBIN_HOSTNAME: 'h' });
+    expect(message).toMatch(/unknown key "queue.maxAttemps"/);
+    expect(message).toMatch(/key "owner": expected a DID/);
+  });
+
+  it('reports a file that is not YAML or cannot be read', () => {
+    expect(failure({ ...REQUIRED, BOBBIN_CONFIG: configFile('a: [1, 2') })).toMatch(/is not valid YAML/);
+    expect(failure({ ...REQUIRED, BOBBIN_CONFIG: '/nonexistent/bobbin.yaml' })).toMatch(/cannot be read/);
+    expect(failure({ ...REQUIRED, BOBBIN_CONFIG: configFile('- a\n- b\n') })).toMatch(/must be a mapping/);
+  });
+
+  it('lets administrative commands run without the serve-only identity', () => {
+    expect(loadAdminConfig({ BOBBIN_DB: '/tmp/x.db' }).config.db).toBe('/tmp/x.db');
+  });
+});
+
+describe('value parsers', () => {
+  it.each([
+    ['1500', 1500],
+    ['20s', 20_000],
+    ['1.5s', 1500],
+    ['1h30m', 5_400_000],
+    ['7d', 604_800_000],
+    ['250ms', 250],
+  ])('reads the duration %s', (text, ms) => {
+    expect(parseDurationMs(text)).toBe(ms);
+  });
+
+  it.each(['', 's', '5 s', '-1s', '5x', '1e3'])('rejects the duration %j', (text) => {
+    expect(parseDurationMs(text)).toBeUndefined();
+  });
+
+  it('reads listen addresses as Go does', () => {
+    expect(parseListen('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseListen(':6555')).toEqual({ host: '0.0.0.0', port: 6555 });
+    expect(parseListen('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(parseListen('localhost:70000')).toBeUndefined();
+    expect(parseListen('6555')).toBeUndefined();
+  });
+});

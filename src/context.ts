@@ -1,0 +1,35 @@
+/**
+ * The composition root: every long-lived dependency is built here from config, once, and
+ * handed to the subsystems that need it. Nothing else reads the environment or opens the DB.
+ */
+import type { Config } from './config.ts';
+import { type Db, openDatabase } from './db/database.ts';
+import { InstanceLock } from './db/instance-lock.ts';
+import { QueueStore } from './db/queue-store.ts';
+import { type Logger, subsystemLogger } from './logger.ts';
+import { Queue } from './queue/index.ts';
+
+export interface AppContext {
+  config: Config;
+  log: Logger;
+  db: Db;
+  lock: InstanceLock;
+  queue: Queue;
+}
+
+/**
+ * Opens the database, applies migrations and takes the single-instance lock (throws
+ * InstanceLockedError if another live bobbin holds it). Closes the database on failure.
+ */
+export function createContext(config: Config, log: Logger): AppContext {
+  const db = openDatabase(config.db);
+  try {
+    const lock = new InstanceLock(db, config.db);
+    lock.acquire();
+    const queue = new Queue(new QueueStore(db), subsystemLogger(log, 'queue'), config.queue);
+    return { config, log, db, lock, queue };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,53 @@
+import { Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { AuthError, BobbinError, InvalidRequestError, NotFoundError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { VERSION } from '../version.ts';
+
+export type Health = 'starting' | 'ready' | 'draining';
+
+export interface HttpDeps {
+  log: Logger;
+  hostname: string;
+  health: () => Health;
+}
+
+const BANNER = (hostname: string) => `bobbin ${VERSION}: a Tangled spindle at ${hostname}
+
+This is a CI server for Tangled (https://tangled.org). It runs the workflows in
+.tangled/workflows/ of the repositories that name it as their spindle, by handing
+them to another CI system, and reports their status and logs back to Tangled.
+
+API routes are under /xrpc/.
+`;
+
+/** The HTTP surface. Errors become responses here, and only here. */
+export function createHttpApp(deps: HttpDeps): Hono {
+  const app = new Hono();
+
+  app.all('/', (c) => c.text(BANNER(deps.hostname)));
+
+  app.get('/healthz', (c) => {
+    const health = deps.health();
+    return c.json({ status: health, version: VERSION }, health === 'ready' ? 200 : 503);
+  });
+
+  // Go's http.NotFound body, as the stock spindle answers.
+  app.notFound((c) => c.text('404 page not found\n', 404));
+
+  app.onError((err, c) => {
+    const [status, body] = errorResponse(err);
+    if (status >= 500) deps.log.error({ err, path: c.req.path }, 'request failed');
+    return c.json(body, status);
+  });
+
+  return app;
+}
+
+export function errorResponse(err: unknown): [ContentfulStatusCode, { error: string; message: string }] {
+  if (err instanceof InvalidRequestError) return [400, { error: 'InvalidRequest', message: err.message }];
+  if (err instanceof AuthError) return [401, { error: 'AuthRequired', message: err.message }];
+  if (err instanceof NotFoundError) return [404, { error: 'NotFound', message: err.message }];
+  const code = err instanceof BobbinError ? err.code : 'InternalServerError';
+  return [500, { error: code === 'InternalError' ? 'InternalServerError' : code, message: 'internal error' }];
+}

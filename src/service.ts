@@ -1,0 +1,85 @@
+/**
+ * The daemon's lifecycle: create (config → context), start (queue workers, HTTP), stop
+ * (drain within the shutdown bound, close sockets and the database).
+ */
+import type { Config } from './config.ts';
+import { type AppContext, createContext } from './context.ts';
+import { createHttpApp, type Health } from './http/app.ts';
+import { type HttpServer, listen } from './http/server.ts';
+import type { Logger } from './logger.ts';
+import { subsystemLogger } from './logger.ts';
+
+const LOCK_HEARTBEAT_MS = 5000;
+
+export class Service {
+  readonly ctx: AppContext;
+  private http: HttpServer | undefined;
+  private health: Health = 'starting';
+  private heartbeat: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly onFatal: (reason: string) => void;
+
+  private constructor(ctx: AppContext, onFatal: (reason: string) => void) {
+    this.ctx = ctx;
+    this.onFatal = onFatal;
+  }
+
+  /** Opens storage and takes the instance lock; throws ConfigError or InstanceLockedError. */
+  static create(config: Config, log: Logger, onFatal: (reason: string) => void = () => {}): Service {
+    return new Service(createContext(config, log), onFatal);
+  }
+
+  get port(): number | undefined {
+    return this.http?.port;
+  }
+
+  async start(): Promise<void> {
+    const { ctx } = this;
+    ctx.queue.start();
+    this.heartbeat = setInterval(() => this.beat(), LOCK_HEARTBEAT_MS);
+    this.heartbeat.unref();
+    const app = createHttpApp({
+      log: subsystemLogger(ctx.log, 'http'),
+      hostname: ctx.config.hostname,
+      health: () => this.health,
+    });
+    this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port);
+    this.health = 'ready';
+    ctx.log.info(
+      {
+        host: ctx.config.listen.host,
+        port: this.http.port,
+        hostname: ctx.config.hostname,
+        db: ctx.config.db,
+      },
+      'listening',
+    );
+  }
+
+  /** Idempotent. Resolves once every loop has unwound and the database is closed. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    const { ctx } = this;
+    const timeoutMs = ctx.config.shutdownTimeoutMs;
+    const started = Date.now();
+    this.health = 'draining';
+    ctx.log.info({ timeoutMs }, 'shutting down');
+    clearInterval(this.heartbeat);
+    await Promise.all([this.http?.close(timeoutMs), ctx.queue.stop(timeoutMs)]);
+    ctx.lock.release();
+    ctx.db.close();
+    ctx.log.info({ tookMs: Date.now() - started }, 'stopped');
+  }
+
+  private beat(): void {
+    try {
+      if (!this.ctx.lock.heartbeat()) this.onFatal('another bobbin took over the database lock');
+    } catch (err) {
+      this.ctx.log.warn({ err }, 'instance lock heartbeat failed');
+    }
+  }
+}

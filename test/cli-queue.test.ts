@@ -1,0 +1,97 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runBobbin } from './support/process.ts';
+import { openTestQueue, type TestQueue } from './support/queue.ts';
+import { waitFor } from './support/wait.ts';
+
+let t: TestQueue;
+afterEach(async () => {
+  await t?.close();
+});
+
+describe('bobbin queue', () => {
+  it('shows stats, lists, replays and drops dead letters while a consumer runs', async () => {
+    t = openTestQueue({ maxAttempts: 1 });
+    let broken = true;
+    const handled: string[] = [];
+    t.queue.consume('land.merge', 'land-merge', (m) => {
+      if (broken && m.id !== 'ok-1') throw new Error(`git push failed for ${m.id}`);
+      handled.push(m.id);
+    });
+    t.queue.start();
+    for (const id of ['ok-1', 'bad-1', 'bad-2']) t.queue.publish('land.merge', 'repo/main', id, { id });
+    await waitFor(() => t.queue.deadLetters('land.merge').length === 2, 'two dead letters');
+    const db = ['--db', t.path];
+
+    const stats = await runBobbin(['queue', 'stats', ...db]);
+    expect(stats.code).toBe(0);
+    expect(stats.stdout).toMatch(/^TOPIC\s+GROUP\s+READY\s+RETRYING\s+IN FLIGHT\s+HELD\s+DEAD$/m);
+    expect(stats.stdout).toMatch(/^land\.merge\s+land-merge\s+0\s+0\s+0\s+0\s+2$/m);
+
+    const list = await runBobbin(['queue', 'dlq', 'list', 'land.merge', '--json', ...db]);
+    expect(list.code).toBe(0);
+    const letters = JSON.parse(list.stdout);
+    expect(letters.map((l: { id: string }) => l.id)).toEqual(['bad-1', 'bad-2']);
+    expect(letters[0]).toMatchObject({
+      partitionKey: 'repo/main',
+      originalTopic: 'land.merge',
+      failureCount: 1,
+      lastError: 'git push failed for bad-1',
+      payload: { id: 'bad-1' },
+    });
+
+    const drop = await runBobbin(['queue', 'dlq', 'drop', 'land.merge_dlq', 'bad-2', ...db]);
+    expect(drop).toMatchObject({
+      code: 0,
+      stdout: 'dropped 1 dead letter with id bad-2 from land.merge_dlq\n',
+    });
+    const dropAgain = await runBobbin(['queue', 'dlq', 'drop', 'land.merge', 'bad-2', ...db]);
+    expect(dropAgain.code).toBe(1);
+
+    // Replayed from another process: the running consumer notices and handles it.
+    broken = false;
+    const replay = await runBobbin(['queue', 'dlq', 'replay', 'land.merge', ...db]);
+    expect(replay).toMatchObject({ code: 0, stdout: 'replayed 1 dead letter from land.merge_dlq\n' });
+    await waitFor(() => handled.includes('bad-1'), 'the replayed message');
+    expect(handled).toEqual(['ok-1', 'bad-1']);
+    expect(t.queue.deadLetters('land.merge')).toHaveLength(0);
+  });
+
+  it('explains a missing database and bad usage', async () => {
+    const missing = await runBobbin(['queue', 'stats', '--db', join('/nonexistent', 'x.db')]);
+    expect(missing.code).toBe(78);
+    expect(missing.stderr).toMatch(/no bobbin database at \/nonexistent\/x\.db/);
+    const usage = await runBobbin(['queue', 'dlq', 'frob', 'x']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/usage:/);
+    const badTopic = await runBobbin(['queue', 'dlq', 'list', 'no spaces', '--db', '/nonexistent/x.db']);
+    expect(badTopic.code).not.toBe(0);
+  });
+});
+
+describe('bobbin doctor', () => {
+  it('reports a bad configuration and exits 1', async () => {
+    const { code, stdout } = await runBobbin(['doctor'], { BOBBIN_OWNER: 'nobody' });
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^FAIL .*BOBBIN_OWNER: expected a DID/m);
+    expect(stdout).toMatch(/^ok +Node\.js v22/m);
+  });
+
+  it('reports the database, its schema and its dead letters', async () => {
+    t = openTestQueue({ maxAttempts: 1 });
+    t.queue.consume('x', 'g', () => {
+      throw new Error('no');
+    });
+    t.queue.start();
+    t.queue.publish('x', 'p', 'm', {});
+    await waitFor(() => t.queue.deadLetters('x').length === 1, 'dead letter');
+    const { code, stdout } = await runBobbin(['doctor'], {
+      BOBBIN_OWNER: 'did:plc:x',
+      BOBBIN_HOSTNAME: 'h.example',
+      BOBBIN_DB: t.path,
+    });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^ok +database .*: schema 1 \(this bobbin: 1\)/m);
+    expect(stdout).toMatch(/^warn +1 dead letter/m);
+  });
+});

@@ -1,0 +1,122 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BOBBIN, runBobbin, type Spawned, spawnNode } from './support/process.ts';
+import { tempDir } from './support/temp.ts';
+import { waitFor } from './support/wait.ts';
+
+const running: Spawned[] = [];
+let cleanup = () => {};
+afterEach(() => {
+  for (const p of running) p.child.kill('SIGKILL');
+  running.length = 0;
+  cleanup();
+});
+
+function serveEnv(db: string): Record<string, string> {
+  return {
+    BOBBIN_HOSTNAME: 'localhost:6555',
+    BOBBIN_OWNER: 'did:plc:testowner',
+    BOBBIN_LISTEN: '127.0.0.1:0',
+    BOBBIN_DB: db,
+    BOBBIN_SHUTDOWN_TIMEOUT: '3s',
+  };
+}
+
+async function serve(env: Record<string, string>): Promise<{ p: Spawned; base: string }> {
+  const p = spawnNode(BOBBIN, ['serve'], env);
+  running.push(p);
+  const line = await waitFor(
+    () =>
+      p
+        .stdout()
+        .split('\n')
+        .find((l) => l.includes('"msg":"listening"')) ?? (p.child.exitCode !== null ? 'exit' : ''),
+    'the listening log line',
+  );
+  expect(line, p.stderr()).not.toBe('exit');
+  return { p, base: `http://127.0.0.1:${JSON.parse(line).port}` };
+}
+
+describe('bobbin serve', () => {
+  it('refuses to start without BOBBIN_OWNER, naming it', async () => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    const env = serveEnv(join(t.dir, 'bobbin.db'));
+    delete (env as Partial<typeof env>).BOBBIN_OWNER;
+    const { code, stderr } = await runBobbin(['serve'], env);
+    expect(code).toBe(78);
+    expect(stderr).toMatch(/BOBBIN_OWNER is required/);
+  });
+
+  it('serves the banner and /healthz, answers 404 elsewhere, and exits 0 on SIGTERM', async () => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    const { p, base } = await serve(serveEnv(join(t.dir, 'bobbin.db')));
+
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ready' });
+    const banner = await fetch(`${base}/`);
+    expect(banner.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await banner.text()).toMatch(/Tangled spindle at localhost:6555[\s\S]*\/xrpc\//);
+    const missing = await fetch(`${base}/nope`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toBe('404 page not found\n');
+
+    const signalled = Date.now();
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(3000 + 5000); // the drain bound, plus process slack
+    expect(p.stdout()).toContain('"msg":"stopped"');
+  });
+
+  it('lets a second serve on the same database exit with a clear message', async () => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    const env = serveEnv(join(t.dir, 'bobbin.db'));
+    const { p } = await serve(env);
+    const second = await runBobbin(['serve'], env);
+    expect(second.code).toBe(75);
+    expect(second.stderr).toMatch(new RegExp(`another bobbin \\(pid ${p.child.pid} .*is using the database`));
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    // Once the first has stopped, the database is free again.
+    const third = await serve(env);
+    third.p.child.kill('SIGTERM');
+    expect(await third.p.exited).toBe(0);
+  });
+
+  it('reports a listen address in use and exits non-zero', async () => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    const { base } = await serve(serveEnv(join(t.dir, 'a.db')));
+    const port = new URL(base).port;
+    const { code, stderr } = await runBobbin(['serve'], {
+      ...serveEnv(join(t.dir, 'b.db')),
+      BOBBIN_LISTEN: `127.0.0.1:${port}`,
+    });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/cannot listen on 127\.0\.0\.1:\d+: address in use/);
+  });
+});
+
+describe('bobbin CLI', () => {
+  it('lists its commands', async () => {
+    const { code, stdout } = await runBobbin(['--help']);
+    expect(code).toBe(0);
+    for (const cmd of ['serve', 'demo', 'doctor', 'queue'])
+      expect(stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
+  });
+
+  it('rejects an unknown command with usage and exit 2', async () => {
+    const { code, stderr } = await runBobbin(['frobnicate']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/unknown command "frobnicate"/);
+  });
+
+  it('runs the demo to completion', async () => {
+    const { code, stdout } = await runBobbin(['demo']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/all 6 jobs handled exactly once/);
+  });
+});
