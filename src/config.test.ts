@@ -106,7 +106,7 @@ owner: did:plc:fromfile
 dev: true
 queue:
   maxAttempts: 5
-  visibilityTimeoutMs: 15m
+  visibilityTimeout: 15m
 `);
     const { config } = loadConfig({ BOBBIN_CONFIG: file, BOBBIN_HOSTNAME: 'env.example.com' });
     expect(config.hostname).toBe('env.example.com');

@@ -20,8 +20,10 @@ import { ConfigError } from './errors.ts';
 import { LOG_LEVELS } from './logger.ts';
 
 export interface Setting {
-  /** Dotted key in the YAML file and in the parsed config, e.g. `queue.maxAttempts`. */
+  /** Dotted key in the YAML file, e.g. `queue.maxAttempts`. */
   key: string;
+  /** Dotted path in the parsed config when it differs from `key` (durations are stored in ms). */
+  path?: string;
   env: string;
   aliases?: string[];
   /** What a valid value looks like, for error messages and the README. */
@@ -108,7 +110,8 @@ export const SETTINGS: readonly Setting[] = [
     schema: z.string().trim().toLowerCase().pipe(z.enum(LOG_LEVELS)),
   },
   {
-    key: 'shutdownTimeoutMs',
+    key: 'shutdownTimeout',
+    path: 'shutdownTimeoutMs',
     env: 'BOBBIN_SHUTDOWN_TIMEOUT',
     expect: 'a duration such as 20s or 1500ms (a bare number is milliseconds)',
     default: '20s',
@@ -132,7 +135,8 @@ export const SETTINGS: readonly Setting[] = [
     schema: intValue(1, 1000),
   },
   {
-    key: 'queue.initialBackoffMs',
+    key: 'queue.initialBackoff',
+    path: 'queue.initialBackoffMs',
     env: 'BOBBIN_QUEUE_INITIAL_BACKOFF',
     expect: 'a duration',
     default: '1s',
@@ -148,7 +152,8 @@ export const SETTINGS: readonly Setting[] = [
     schema: numberValue(1),
   },
   {
-    key: 'queue.maxBackoffMs',
+    key: 'queue.maxBackoff',
+    path: 'queue.maxBackoffMs',
     env: 'BOBBIN_QUEUE_MAX_BACKOFF',
     expect: 'a duration',
     default: '30s',
@@ -156,7 +161,8 @@ export const SETTINGS: readonly Setting[] = [
     schema: durationValue,
   },
   {
-    key: 'queue.visibilityTimeoutMs',
+    key: 'queue.visibilityTimeout',
+    path: 'queue.visibilityTimeoutMs',
     env: 'BOBBIN_QUEUE_VISIBILITY_TIMEOUT',
     expect: 'a duration',
     default: '60s',
@@ -164,7 +170,8 @@ export const SETTINGS: readonly Setting[] = [
     schema: durationValue,
   },
   {
-    key: 'queue.dedupRetentionMs',
+    key: 'queue.retention',
+    path: 'queue.dedupRetentionMs',
     env: 'BOBBIN_QUEUE_RETENTION',
     expect: 'a duration',
     default: '7d',
@@ -172,7 +179,8 @@ export const SETTINGS: readonly Setting[] = [
     schema: durationValue,
   },
   {
-    key: 'queue.pollIntervalMs',
+    key: 'queue.pollInterval',
+    path: 'queue.pollIntervalMs',
     env: 'BOBBIN_QUEUE_POLL_INTERVAL',
     expect: 'a duration',
     default: '1s',
@@ -248,7 +256,7 @@ function load(env: Env, serving: boolean): LoadedConfig<AdminConfig> {
       errors.push(`${where}: expected ${setting.expect}, got ${JSON.stringify(raw)}`);
       continue;
     }
-    setPath(values, setting.key, parsed.data);
+    setPath(values, setting.path ?? setting.key, parsed.data);
   }
   for (const key of fromFile.keys()) {
     if (!SETTINGS.some((s) => s.key === key))

@@ -44,6 +44,11 @@ export class ConfigError extends BobbinError {
   }
 }
 
+/** The daemon could not start (for example, its listen address is in use). */
+export class StartupError extends BobbinError {
+  override readonly code = 'StartupError';
+}
+
 /** Another live bobbin process already owns this database. */
 export class InstanceLockedError extends BobbinError {
   override readonly code = 'InstanceLocked';

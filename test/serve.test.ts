@@ -96,7 +96,9 @@ describe('bobbin serve', () => {
       BOBBIN_LISTEN: `127.0.0.1:${port}`,
     });
     expect(code).toBe(1);
-    expect(stderr).toMatch(/cannot listen on 127\.0\.0\.1:\d+: address in use/);
+    expect(stderr).toMatch(
+      /^bobbin: cannot listen on 127\.0\.0\.1:\d+ \(BOBBIN_LISTEN\): address in use\n$/m,
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import { ConfigError, InstanceLockedError, InvalidRequestError } from '../errors.ts';
+import { BobbinError, ConfigError, InstanceLockedError, InvalidRequestError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { demoCommand } from './demo-command.ts';
 import { doctorCommand } from './doctor-command.ts';
@@ -74,6 +74,7 @@ function reportFailure(err: unknown, io: Output): number {
     io.err(`bobbin: ${(err as Error).message}`);
     return EXIT.usage;
   }
-  io.err(`bobbin: ${(err as Error)?.stack ?? String(err)}`);
+  // Our own errors carry a message meant for the operator; anything else is a bug: show the stack.
+  io.err(`bobbin: ${err instanceof BobbinError ? err.message : ((err as Error)?.stack ?? String(err))}`);
   return EXIT.failure;
 }

@@ -66,16 +66,17 @@ const GROUPS_KEY = 'dlq.consumer_groups';
 export class QueueStore {
   readonly db: Db;
   private readonly s: Record<string, Statement>;
+  private readonly publishTx: (messages: readonly StoredMessageInput[], now: number) => PublishOutcome[];
 
   constructor(db: Db) {
     this.db = db;
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       insert: p(`INSERT INTO queue_messages (topic, partition_key, id, payload, metadata, published_at)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic, partition_key, id) DO NOTHING RETURNING "offset"`),
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (topic, partition_key, id) DO NOTHING`),
       existing: p(`SELECT "offset" FROM queue_messages WHERE topic = ? AND partition_key = ? AND id = ?`),
-      fanOut: p(`INSERT INTO queue_delivery (consumer_group, topic, partition_key, msg_offset)
-                 SELECT consumer_group, @topic, @partitionKey, @offset FROM queue_subscriptions WHERE topic = @topic`),
+      unlisted: p(`DELETE FROM queue_delivery WHERE topic = ? AND partition_key = ? AND msg_offset = ?
+                   AND consumer_group NOT IN (SELECT value FROM json_each(?))`),
       subscribe: p(`INSERT INTO queue_subscriptions (topic, consumer_group, created_at) VALUES (?, ?, ?)
                     ON CONFLICT DO NOTHING`),
       groupsOf: p(`SELECT consumer_group AS g FROM queue_subscriptions WHERE topic = ?`),
@@ -114,7 +115,7 @@ export class QueueStore {
       ),
       dlqInsert:
         p(`INSERT INTO queue_messages (topic, partition_key, id, payload, metadata, published_at, failed_at,
-                      failure_count, last_error, original_topic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "offset"`),
+                      failure_count, last_error, original_topic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       dlqUpdate: p(`UPDATE queue_messages SET metadata = ?, failed_at = ?, failure_count = ?, last_error = ?
                     WHERE "offset" = ?`),
       dlqList: p(`SELECT "offset" AS offset, topic, partition_key AS partitionKey, id, payload, metadata,
@@ -122,14 +123,20 @@ export class QueueStore {
                          failure_count AS failureCount, last_error AS lastError
                   FROM queue_messages WHERE topic = ? AND original_topic IS NOT NULL ORDER BY "offset"`),
       deleteMessage: p(`DELETE FROM queue_messages WHERE "offset" = ?`),
-      deleteDeliveries: p(`DELETE FROM queue_delivery WHERE msg_offset = ?`),
+      deleteDeliveries: p(
+        `DELETE FROM queue_delivery WHERE topic = ? AND partition_key = ? AND msg_offset = ?`,
+      ),
       redeliver:
         p(`INSERT INTO queue_delivery (consumer_group, topic, partition_key, msg_offset) VALUES (?, ?, ?, ?)
                     ON CONFLICT DO UPDATE SET invisible_until = 0, attempt_count = 0, postponed = 0, in_flight = 0`),
+      firstFrom: p(`SELECT "offset" AS offset, published_at AS publishedAt FROM queue_messages
+                    WHERE "offset" >= ? ORDER BY "offset" LIMIT 1`),
+      bounds: p(`SELECT MIN("offset") AS lo, MAX("offset") AS hi FROM queue_messages`),
       gc: p(`DELETE FROM queue_messages WHERE "offset" IN (
                SELECT m."offset" FROM queue_messages m
-               WHERE m.published_at < ?
-                 AND NOT EXISTS (SELECT 1 FROM queue_delivery d WHERE d.msg_offset = m."offset")
+               WHERE m."offset" <= ? AND m.published_at < ?
+                 AND NOT EXISTS (SELECT 1 FROM queue_delivery d WHERE d.topic = m.topic
+                                 AND d.partition_key = m.partition_key AND d.msg_offset = m."offset")
                  AND (m.original_topic IS NULL
                       OR EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = m.topic))
                LIMIT ?)`),
@@ -145,23 +152,26 @@ export class QueueStore {
       deadCounts: p(`SELECT original_topic AS topic, COUNT(*) AS dead FROM queue_messages
                      WHERE original_topic IS NOT NULL GROUP BY original_topic`),
     };
+    this.publishTx = db.transaction((messages: readonly StoredMessageInput[], now: number) =>
+      messages.map((m) => this.publishOne(m, now)),
+    );
   }
 
-  /** Stores the messages in one transaction and fans each new one out to the topic's groups. */
+  /**
+   * Stores the messages atomically; the schema's trigger fans each new one out to the topic's
+   * groups. One message is one autocommit statement: no BEGIN/COMMIT round trips.
+   */
   publish(messages: readonly StoredMessageInput[], now: number): PublishOutcome[] {
-    return this.db.transaction(() => messages.map((m) => this.publishOne(m, now)))();
+    return messages.length === 1 ? [this.publishOne(messages[0]!, now)] : this.publishTx(messages, now);
   }
 
   private publishOne(m: StoredMessageInput, now: number): PublishOutcome {
-    const row = this.s.insert!.get(m.topic, m.partitionKey, m.id, m.payload, m.metadata, now) as
-      | { offset: number }
-      | undefined;
-    if (!row) {
+    const res = this.s.insert!.run(m.topic, m.partitionKey, m.id, m.payload, m.metadata, now);
+    if (res.changes === 0) {
       const existing = this.s.existing!.get(m.topic, m.partitionKey, m.id) as { offset: number };
       return { published: false, offset: existing.offset };
     }
-    this.s.fanOut!.run({ topic: m.topic, partitionKey: m.partitionKey, offset: row.offset });
-    return { published: true, offset: row.offset };
+    return { published: true, offset: Number(res.lastInsertRowid) };
   }
 
   subscribe(topic: string, group: string, now: number): void {
@@ -250,7 +260,7 @@ export class QueueStore {
       if (prior) {
         this.s.dlqUpdate!.run(metadata, now, failureCount, reason, prior.offset);
       } else {
-        const row = this.s.dlqInsert!.get(
+        this.s.dlqInsert!.run(
           dlqTopic,
           msg.partitionKey,
           msg.id,
@@ -261,8 +271,7 @@ export class QueueStore {
           failureCount,
           reason,
           key.topic,
-        ) as { offset: number };
-        this.s.fanOut!.run({ topic: dlqTopic, partitionKey: msg.partitionKey, offset: row.offset });
+        );
       }
       return true;
     })();
@@ -289,20 +298,23 @@ export class QueueStore {
         const original = this.s.existing!.get(letter.originalTopic, letter.partitionKey, letter.id) as
           | { offset: number }
           | undefined;
-        const offset =
-          original?.offset ??
-          (
-            this.s.insert!.get(
-              letter.originalTopic,
-              letter.partitionKey,
-              letter.id,
-              letter.payload,
-              JSON.stringify(stripDlqKeys(meta)),
-              now,
-            ) as { offset: number }
-          ).offset;
+        let offset = original?.offset;
+        if (offset === undefined) {
+          // Collected meanwhile: publish it again, narrowing the trigger's fan-out to the groups below.
+          const stripped = JSON.stringify(stripDlqKeys(meta));
+          const res = this.s.insert!.run(
+            letter.originalTopic,
+            letter.partitionKey,
+            letter.id,
+            letter.payload,
+            stripped,
+            now,
+          );
+          offset = Number(res.lastInsertRowid);
+          this.s.unlisted!.run(letter.originalTopic, letter.partitionKey, offset, JSON.stringify(groups));
+        }
         for (const g of groups) this.s.redeliver!.run(g, letter.originalTopic, letter.partitionKey, offset);
-        this.removeMessage(letter.offset);
+        this.removeMessage(letter);
         count++;
       }
       return count;
@@ -312,19 +324,44 @@ export class QueueStore {
   drop(dlqTopic: string, id: string): number {
     return this.db.transaction(() => {
       const letters = this.deadLetters(dlqTopic).filter((l) => l.id === id);
-      for (const l of letters) this.removeMessage(l.offset);
+      for (const l of letters) this.removeMessage(l);
       return letters.length;
     })();
   }
 
-  private removeMessage(offset: number): void {
-    this.s.deleteDeliveries!.run(offset);
-    this.s.deleteMessage!.run(offset);
+  private removeMessage(m: StoredMessage): void {
+    this.s.deleteDeliveries!.run(m.topic, m.partitionKey, m.offset);
+    this.s.deleteMessage!.run(m.offset);
   }
 
   /** Deletes up to `limit` messages published before `cutoff` that no group still has pending. */
   gc(cutoff: number, limit: number): number {
-    return this.s.gc!.run(cutoff, limit).changes;
+    const bound = this.lastOffsetBefore(cutoff);
+    return bound === undefined ? 0 : this.s.gc!.run(bound, cutoff, limit).changes;
+  }
+
+  /**
+   * The highest offset published before `cutoff`, by bisection over the log: offsets grow with
+   * publish time, so the old messages are a prefix of it (a clock step back only blurs the
+   * edge, and the published_at test in the delete keeps newer messages safe).
+   */
+  private lastOffsetBefore(cutoff: number): number | undefined {
+    const { lo, hi } = this.s.bounds!.get() as { lo: number | null; hi: number | null };
+    if (lo === null || hi === null) return undefined;
+    let best: number | undefined;
+    let low = lo;
+    let high = hi;
+    while (low <= high) {
+      const mid = Math.floor((low + high) / 2);
+      const row = this.s.firstFrom!.get(mid) as { offset: number; publishedAt: number } | undefined;
+      if (row && row.offset <= high && row.publishedAt < cutoff) {
+        best = row.offset;
+        low = row.offset + 1;
+      } else {
+        high = mid - 1;
+      }
+    }
+    return best;
   }
 
   stats(now: number): { groups: GroupStats[]; dead: Map<string, number> } {

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
+import { StartupError } from '../errors.ts';
 
 export interface HttpServer {
   server: Server;
@@ -14,11 +15,8 @@ export async function listen(app: Hono, host: string, port: number): Promise<Htt
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(
-        new Error(
-          `cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`,
-        ),
-      );
+      const why = err.code === 'EADDRINUSE' ? 'address in use' : err.message;
+      reject(new StartupError(`cannot listen on ${host}:${port} (BOBBIN_LISTEN): ${why}`, { cause: err }));
     };
     server.once('error', onError);
     server.listen(port, host, () => {

@@ -362,6 +362,28 @@ describe('dead-letter topics', () => {
     await waitFor(() => count('SELECT COUNT(*) AS n FROM queue_delivery') === 0, 'ack');
   });
 
+  it('replays a letter whose original was collected to the failed group only', async () => {
+    t = openTestQueue({ maxAttempts: 1, dedupRetentionMs: 1000 });
+    let fail = true;
+    const got: string[] = [];
+    t.queue.consume('work', 'flaky', (m) => {
+      if (fail) throw new Error('down');
+      got.push(`flaky:${m.id}`);
+    });
+    t.queue.consume('work', 'steady', (m) => {
+      got.push(`steady:${m.id}`);
+    });
+    t.queue.start();
+    t.queue.publish('work', 'P', 'm', { v: 1 });
+    await waitFor(() => t.queue.deadLetters('work').length === 1 && got.length === 1, 'dead letter and ack');
+    expect(t.queue.collectGarbage(Date.now() + 5000)).toBe(1); // the original; the letter stays
+    fail = false;
+    expect(t.queue.replayDeadLetters('work')).toBe(1);
+    await waitFor(() => got.length === 2, 'replayed delivery');
+    await sleep(100);
+    expect(got).toEqual(['steady:m', 'flaky:m']);
+  });
+
   it('drops a dead letter', async () => {
     t = openTestQueue({ maxAttempts: 1 });
     t.queue.consume('work', 'g', () => {

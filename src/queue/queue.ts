@@ -3,7 +3,7 @@
  * consumer groups with per-partition FIFO, backoff, hold, dead-lettering, redelivery after a
  * visibility timeout, and garbage collection of consumed messages past retention.
  */
-import type { QueueSettings } from '../config.ts';
+import { loadAdminConfig, type QueueSettings } from '../config.ts';
 import { dataVersion } from '../db/database.ts';
 import { type DeadLetter, DLQ_SUFFIX, type QueueStore } from '../db/queue-store.ts';
 import { InvalidRequestError } from '../errors.ts';
@@ -12,16 +12,8 @@ import { Consumer } from './consumer.ts';
 import type { ConsumerOptions, Handler, PublishOptions, PublishRequest, PublishResult } from './types.ts';
 import { checkName, checkPublish } from './validate.ts';
 
-export const QUEUE_DEFAULTS: QueueSettings = {
-  concurrency: 16,
-  maxAttempts: 3,
-  initialBackoffMs: 1000,
-  backoffMultiplier: 2,
-  maxBackoffMs: 30_000,
-  visibilityTimeoutMs: 60_000,
-  dedupRetentionMs: 7 * 24 * 3600 * 1000,
-  pollIntervalMs: 1000,
-};
+/** The documented defaults (spec greenness-and-landing §9), from the settings table. */
+export const QUEUE_DEFAULTS: QueueSettings = loadAdminConfig({}).config.queue;
 
 /** Dead-letter subscriptions: no further DLQ, many attempts, every error retryable. */
 const DLQ_MAX_ATTEMPTS = 1000;
