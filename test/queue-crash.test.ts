@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROOT, type Spawned, spawnNode } from './support/process.ts';
 import { tempDir } from './support/temp.ts';
@@ -34,6 +35,15 @@ async function startWorker(db: string, record: string, mode: 'ack' | 'hang', pub
   return p;
 }
 
+function pendingDeliveries(path: string): number {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT COUNT(*) AS n FROM queue_delivery').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
 async function kill9(p: Spawned): Promise<void> {
   p.child.kill('SIGKILL');
   expect(await p.exited).toBe('SIGKILL');
@@ -49,7 +59,7 @@ describe('queue across process crashes', () => {
     // 1. A message published and acked, then the process is killed.
     const a = await startWorker(db, record, 'ack', 'acked-1');
     await waitFor(() => deliveries(record).some((d) => d.id === 'acked-1'), 'first delivery');
-    await sleep(200); // the ack is a separate commit right after the handler returns
+    await waitFor(() => pendingDeliveries(db) === 0, 'the ack to be committed');
     await kill9(a);
 
     // 2. A message in flight (its handler hangs) when the process is killed.
