@@ -1,0 +1,89 @@
+/**
+ * The BuildRunner contract: the CI-facing side of bobbin. A runner takes one workflow run,
+ * reports its state, cancels it and streams its logs in the spindle's LogLine shape.
+ */
+
+/** A run's state as the runner sees it. */
+export type BuildState = 'accepted' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
+
+export const TERMINAL_STATES: ReadonlySet<BuildState> = new Set([
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+]);
+
+/** Status values of `sh.tangled.pipeline.status` on the wire. */
+export type WireStatus = 'pending' | 'running' | 'success' | 'failed' | 'timeout' | 'cancelled';
+
+const WIRE: Record<BuildState, WireStatus> = {
+  accepted: 'pending',
+  running: 'running',
+  succeeded: 'success',
+  failed: 'failed',
+  timed_out: 'timeout',
+  cancelled: 'cancelled',
+};
+
+export function wireStatus(state: BuildState): WireStatus {
+  return WIRE[state];
+}
+
+export interface BuildStatus {
+  state: BuildState;
+  /** Where a person can look at the build, if the runner has such a page. */
+  url?: string;
+  exitCode?: number;
+  /** Why the build failed, in words (shown to users). */
+  error?: string;
+}
+
+/** One log line in the spindle's wire shape (spindle protocol §9.2); key names are the wire's. */
+export interface LogLine {
+  kind: 'data' | 'control';
+  content: string;
+  /** RFC 3339. */
+  time: string;
+  /** 0-based index into the workflow's step list, system steps included. */
+  step_id: number;
+  stream?: 'stdout' | 'stderr';
+  step_status?: 'start' | 'end';
+  /** 1 for a user step; omitted (0) for a system step. */
+  step_kind?: 1;
+  step_command?: string;
+}
+
+export interface BuildRequest {
+  /** Stable for one workflow run (`knot/rkey/workflow`): triggering it twice starts one build. */
+  id: string;
+  repo: { did: string; name: string; knot: string; cloneUrl: string };
+  /** The change being verified. */
+  head: { ref: string; sha: string };
+  /** What it is measured against (pull requests). */
+  base?: { ref: string; sha: string };
+  workflow: {
+    /** File name, e.g. `build.yml`. */
+    name: string;
+    /** The workflow file's YAML text. */
+    raw: string;
+    engine: string;
+    /** This runner's options from the workflow's `bobbin:` block (already parsed YAML). */
+    options: Record<string, unknown>;
+  };
+  /** Secrets and variables for the build's environment. */
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+}
+
+export interface BuildRunner {
+  readonly name: string;
+  /** True when the runner pushes progress itself (webhooks), so the dispatcher need not poll. */
+  readonly pushesProgress: boolean;
+  /** Starts (or finds) the build for `request.id`; returns its id promptly. */
+  trigger(request: BuildRequest): Promise<string>;
+  status(buildId: string): Promise<BuildStatus>;
+  /** Asks for cancellation; returns promptly. */
+  cancel(buildId: string): Promise<void>;
+  /** The build's log lines; ends once the build is terminal and its output drained. */
+  logs(buildId: string, signal: AbortSignal): AsyncIterable<LogLine>;
+}
