@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { loadConfig } from '../config.ts';
 import { openDatabase } from '../db/database.ts';
 import { InstanceLock } from '../db/instance-lock.ts';
+import { schemaVersion } from '../db/migrate.ts';
 import { MIGRATIONS } from '../db/migrations/index.ts';
 import { QueueStore } from '../db/queue-store.ts';
 import { ConfigError, errorMessage } from '../errors.ts';
@@ -44,11 +45,7 @@ function checkDatabase(path: string): Array<[Level, string]> {
   try {
     const db = openDatabase(path, { mustExist: true, migrate: false });
     try {
-      const version = (
-        db.prepare(`SELECT MAX(version) AS v FROM schema_migrations`).get() as
-          | { v: number | null }
-          | undefined
-      )?.v;
+      const version = schemaVersion(db);
       const latest = MIGRATIONS.at(-1)!.version;
       out.push([
         version === latest ? 'ok' : 'warn',

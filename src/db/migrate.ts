@@ -54,3 +54,13 @@ export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): 
   }
   return count;
 }
+
+/** The highest applied migration, or undefined for a file bobbin never migrated. */
+export function schemaVersion(db: Db): number | undefined {
+  const table = db
+    .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`)
+    .get();
+  if (!table) return undefined;
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  return row.v ?? undefined;
+}
