@@ -23,6 +23,11 @@ export class NotFoundError extends BobbinError {
   override readonly code = 'NotFound';
 }
 
+/** An XRPC method this service does not have. */
+export class MethodNotImplementedError extends BobbinError {
+  override readonly code = 'MethodNotImplemented';
+}
+
 /** A transient failure: the queue retries the message with backoff. */
 export class RetryableError extends BobbinError {
   override readonly code = 'Retryable';

@@ -41,6 +41,7 @@ export class Service {
     const app = createHttpApp({
       log: subsystemLogger(ctx.log, 'http'),
       hostname: ctx.config.hostname,
+      owner: ctx.config.owner,
       health: () => this.health,
     });
     this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port);

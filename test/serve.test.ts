@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RecordValidator } from '../src/atproto/lexicons.ts';
 import { BOBBIN, runBobbin, type Spawned, spawnNode } from './support/process.ts';
 import { tempDir } from './support/temp.ts';
 import { waitFor } from './support/wait.ts';
@@ -48,7 +49,7 @@ describe('bobbin serve', () => {
     expect(stderr).toMatch(/BOBBIN_OWNER is required/);
   });
 
-  it('serves the banner and /healthz, answers 404 elsewhere, and exits 0 on SIGTERM', async () => {
+  it('serves the banner, /healthz and sh.tangled.owner, answers 404 elsewhere, and exits 0 on SIGTERM', async () => {
     const t = tempDir();
     cleanup = t.cleanup;
     const { p, base } = await serve(serveEnv(join(t.dir, 'bobbin.db')));
@@ -62,6 +63,22 @@ describe('bobbin serve', () => {
     const missing = await fetch(`${base}/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.text()).toBe('404 page not found\n');
+
+    const owner = await fetch(`${base}/xrpc/sh.tangled.owner`);
+    expect(owner.status).toBe(200);
+    expect(owner.headers.get('content-type')).toBe('application/json');
+    const ownerText = await owner.text();
+    expect(ownerText).toBe('{"owner":"did:plc:testowner"}\n');
+    new RecordValidator().lexicons.assertValidXrpcOutput('sh.tangled.owner', JSON.parse(ownerText));
+    const wrongMethod = await fetch(`${base}/xrpc/sh.tangled.owner`, { method: 'POST' });
+    expect(wrongMethod.status).toBe(405);
+    expect(await wrongMethod.text()).toBe('');
+    const unknown = await fetch(`${base}/xrpc/sh.tangled.nope`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({
+      error: 'MethodNotImplemented',
+      message: 'method sh.tangled.nope is not implemented here',
+    });
 
     const signalled = Date.now();
     p.child.kill('SIGTERM');

@@ -1,14 +1,22 @@
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { AuthError, BobbinError, InvalidRequestError, NotFoundError } from '../errors.ts';
+import {
+  AuthError,
+  BobbinError,
+  InvalidRequestError,
+  MethodNotImplementedError,
+  NotFoundError,
+} from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { VERSION } from '../version.ts';
+import { mountXrpc } from './xrpc.ts';
 
 export type Health = 'starting' | 'ready' | 'draining';
 
 export interface HttpDeps {
   log: Logger;
   hostname: string;
+  owner: string;
   health: () => Health;
 }
 
@@ -32,6 +40,8 @@ export function createHttpApp(deps: HttpDeps): Hono {
     return c.json({ status: health, version: VERSION }, health === 'ready' ? 200 : 503);
   });
 
+  mountXrpc(app, { owner: deps.owner });
+
   // Go's http.NotFound body, as the stock spindle answers.
   app.notFound((c) => c.text('404 page not found\n', 404));
 
@@ -48,6 +58,7 @@ export function errorResponse(err: unknown): [ContentfulStatusCode, { error: str
   if (err instanceof InvalidRequestError) return [400, { error: 'InvalidRequest', message: err.message }];
   if (err instanceof AuthError) return [401, { error: 'AuthRequired', message: err.message }];
   if (err instanceof NotFoundError) return [404, { error: 'NotFound', message: err.message }];
+  if (err instanceof MethodNotImplementedError) return [404, { error: err.code, message: err.message }];
   const code = err instanceof BobbinError ? err.code : 'InternalServerError';
   return [500, { error: code === 'InternalError' ? 'InternalServerError' : code, message: 'internal error' }];
 }
