@@ -4,8 +4,10 @@
  */
 import type { Config } from './config.ts';
 import { type Db, openDatabase } from './db/database.ts';
+import { EventStore } from './db/event-store.ts';
 import { InstanceLock } from './db/instance-lock.ts';
 import { QueueStore } from './db/queue-store.ts';
+import { EventLog } from './events/index.ts';
 import { type Logger, subsystemLogger } from './logger.ts';
 import { Queue } from './queue/index.ts';
 
@@ -15,6 +17,7 @@ export interface AppContext {
   db: Db;
   lock: InstanceLock;
   queue: Queue;
+  events: EventLog;
 }
 
 /**
@@ -27,7 +30,8 @@ export function createContext(config: Config, log: Logger): AppContext {
     const lock = new InstanceLock(db, config.db);
     lock.acquire();
     const queue = new Queue(new QueueStore(db), subsystemLogger(log, 'queue'), config.queue);
-    return { config, log, db, lock, queue };
+    const events = new EventLog(new EventStore(db));
+    return { config, log, db, lock, queue, events };
   } catch (err) {
     db.close();
     throw err;

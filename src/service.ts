@@ -4,6 +4,7 @@
  */
 import type { Config } from './config.ts';
 import { type AppContext, createContext } from './context.ts';
+import { EventsServer } from './events/index.ts';
 import { createHttpApp, type Health } from './http/app.ts';
 import { type HttpServer, listen } from './http/server.ts';
 import type { Logger } from './logger.ts';
@@ -14,6 +15,7 @@ const LOCK_HEARTBEAT_MS = 5000;
 export class Service {
   readonly ctx: AppContext;
   private http: HttpServer | undefined;
+  private eventsServer: EventsServer | undefined;
   private health: Health = 'starting';
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
@@ -44,7 +46,11 @@ export class Service {
       owner: ctx.config.owner,
       health: () => this.health,
     });
-    this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port);
+    this.eventsServer = new EventsServer(ctx.events, subsystemLogger(ctx.log, 'events'));
+    const events = this.eventsServer;
+    this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port, {
+      '/events': (req, socket, head) => events.handleUpgrade(req, socket, head),
+    });
     this.health = 'ready';
     ctx.log.info(
       {
@@ -70,7 +76,7 @@ export class Service {
     this.health = 'draining';
     ctx.log.info({ timeoutMs }, 'shutting down');
     clearInterval(this.heartbeat);
-    await Promise.all([this.http?.close(timeoutMs), ctx.queue.stop(timeoutMs)]);
+    await Promise.all([this.http?.close(timeoutMs), this.eventsServer?.close(), ctx.queue.stop(timeoutMs)]);
     ctx.lock.release();
     ctx.db.close();
     ctx.log.info({ tookMs: Date.now() - started }, 'stopped');

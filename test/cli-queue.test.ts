@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../src/db/migrations/index.ts';
 import { runBobbin } from './support/process.ts';
 import { openTestQueue, type TestQueue } from './support/queue.ts';
 import { waitFor } from './support/wait.ts';
@@ -91,7 +92,10 @@ describe('bobbin doctor', () => {
       BOBBIN_DB: t.path,
     });
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^ok +database .*: schema 1 \(this bobbin: 1\)/m);
+    const latest = MIGRATIONS.at(-1)!.version;
+    expect(stdout).toMatch(
+      new RegExp(`^ok +database .*: schema ${latest} \\(this bobbin: ${latest}\\)`, 'm'),
+    );
     expect(stdout).toMatch(/^warn +1 dead letter/m);
   });
 });

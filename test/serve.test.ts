@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { RecordValidator } from '../src/atproto/lexicons.ts';
 import { BOBBIN, runBobbin, type Spawned, spawnNode } from './support/process.ts';
 import { tempDir } from './support/temp.ts';
@@ -85,6 +86,23 @@ describe('bobbin serve', () => {
     expect(await p.exited).toBe(0);
     expect(Date.now() - signalled).toBeLessThan(3000 + 5000); // the drain bound, plus process slack
     expect(p.stdout()).toContain('"msg":"stopped"');
+  });
+
+  it('serves /events over WebSocket and closes it with 1001 on SIGTERM', async () => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    const { p, base } = await serve(serveEnv(join(t.dir, 'bobbin.db')));
+    const plain = await fetch(`${base}/events`);
+    expect(plain.status).toBe(400);
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/events?cursor=-1`);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const closed = new Promise<number>((resolve) => ws.once('close', resolve));
+    p.child.kill('SIGTERM');
+    expect(await closed).toBe(1001);
+    expect(await p.exited).toBe(0);
   });
 
   it('lets a second serve on the same database exit with a clear message', async () => {

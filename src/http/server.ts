@@ -1,5 +1,6 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { StartupError } from '../errors.ts';
@@ -11,8 +12,24 @@ export interface HttpServer {
   close(timeoutMs: number): Promise<void>;
 }
 
-export async function listen(app: Hono, host: string, port: number): Promise<HttpServer> {
+/** WebSocket endpoints by exact path; they take over the HTTP upgrade. */
+export type UpgradeRoutes = Record<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
+
+export async function listen(
+  app: Hono,
+  host: string,
+  port: number,
+  upgrades: UpgradeRoutes = {},
+): Promise<HttpServer> {
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const route = Object.hasOwn(upgrades, path) ? upgrades[path] : undefined;
+    if (route) return route(req, socket, head);
+    socket.end(
+      'HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n404 page not found\n',
+    );
+  });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? 'address in use' : err.message;

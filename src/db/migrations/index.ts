@@ -1,4 +1,5 @@
 import { sql as queue } from './0001-queue.ts';
+import { sql as events } from './0002-events.ts';
 
 export interface Migration {
   version: number;
@@ -7,4 +8,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. Append only; never edit a released entry. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'queue', sql: queue }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'queue', sql: queue },
+  { version: 2, name: 'events', sql: events },
+];

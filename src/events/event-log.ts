@@ -1,0 +1,104 @@
+/**
+ * The /events log: an append-only, durable sequence of frames keyed by strictly increasing
+ * Unix-ns `created`, with the newest events kept in memory so that live readers (every
+ * connected appview) are served without touching SQLite.
+ */
+import type { EventStore, StoredEvent } from '../db/event-store.ts';
+import { NanoClock } from './nano-clock.ts';
+
+export interface LoggedEvent extends StoredEvent {
+  /** The wire frame, built once and shared by every reader. */
+  frame: string;
+}
+
+export interface EventLogOptions {
+  /** How many of the newest events stay in memory (default 10,000). */
+  recent?: number;
+  clock?: NanoClock;
+}
+
+type Listener = (e: LoggedEvent) => void;
+
+export class EventLog {
+  private readonly store: EventStore;
+  private readonly clock: NanoClock;
+  private readonly recentLimit: number;
+  private recent: LoggedEvent[] = [];
+  /** Every event with `created` above this is in `recent`. */
+  private memoryFloor: bigint;
+  private readonly listeners = new Set<Listener>();
+
+  constructor(store: EventStore, options: EventLogOptions = {}) {
+    this.store = store;
+    const last = store.lastCreated();
+    this.clock = options.clock ?? new NanoClock(last ?? 0n);
+    this.recentLimit = options.recent ?? 10_000;
+    this.memoryFloor = last ?? -1n;
+  }
+
+  /**
+   * Appends a record unless (nsid, rkey) was appended before, in which case the stored event is
+   * returned unchanged: a redelivered write neither duplicates a frame nor changes its cursor.
+   */
+  append(nsid: string, rkey: string, record: object): LoggedEvent {
+    const existing = this.store.find(nsid, rkey);
+    if (existing) return withFrame(existing);
+    const e = withFrame({ created: this.clock.next(), nsid, rkey, event: sortedJson(record) });
+    this.store.insert(e);
+    this.recent.push(e);
+    if (this.recent.length > this.recentLimit) {
+      const dropped = this.recent.splice(0, this.recent.length - this.recentLimit);
+      this.memoryFloor = dropped.at(-1)!.created;
+    }
+    for (const listener of this.listeners) listener(e);
+    return e;
+  }
+
+  /** Up to `limit` events with `created > cursor`, oldest first. */
+  readAfter(cursor: bigint, limit: number): LoggedEvent[] {
+    if (cursor >= this.memoryFloor) {
+      const from = firstAfter(this.recent, cursor);
+      return this.recent.slice(from, from + limit);
+    }
+    return this.store.after(cursor, limit).map(withFrame);
+  }
+
+  /** The cursor meaning "from now on": the newest event, or the clock if later. */
+  now(): bigint {
+    return this.clock.now();
+  }
+
+  /** Calls `listener` after each append; returns the unsubscribe function. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+/** `{"created":…,"event":…,"nsid":…,"rkey":…}`: keys sorted as stock's re-marshalled frames are. */
+function withFrame(e: StoredEvent): LoggedEvent {
+  const frame = `{"created":${e.created},"event":${e.event},"nsid":${JSON.stringify(e.nsid)},"rkey":${JSON.stringify(e.rkey)}}`;
+  return { ...e, frame };
+}
+
+function firstAfter(events: LoggedEvent[], cursor: bigint): number {
+  let lo = 0;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (events[mid]!.created <= cursor) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** JSON with object keys sorted at every level, as Go's map marshalling writes records. */
+export function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
