@@ -1,5 +1,6 @@
 import { sql as queue } from './0001-queue.ts';
 import { sql as events } from './0002-events.ts';
+import { sql as discovery } from './0003-discovery.ts';
 
 export interface Migration {
   version: number;
@@ -11,4 +12,5 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'queue', sql: queue },
   { version: 2, name: 'events', sql: events },
+  { version: 3, name: 'discovery', sql: discovery },
 ];

@@ -1,0 +1,113 @@
+/** Members, repos and collaborators as discovery records them; which repos bobbin serves. */
+import type { Statement } from 'better-sqlite3';
+import type { Db } from './database.ts';
+
+export interface RepoRow {
+  owner: string;
+  rkey: string;
+  name: string;
+  knot: string;
+  repoDid: string | null;
+}
+
+export class RepoStore {
+  private readonly s: Record<string, Statement>;
+  private readonly owner: string;
+
+  /** `owner`: the spindle owner's DID, who serves without a member record. */
+  constructor(db: Db, owner: string) {
+    this.owner = owner;
+    const p = (sql: string) => db.prepare(sql);
+    this.s = {
+      addMember: p(`INSERT INTO members (rkey, subject, created_at) VALUES (?, ?, ?)
+                    ON CONFLICT (rkey) DO UPDATE SET subject = excluded.subject`),
+      memberByRkey: p('SELECT subject FROM members WHERE rkey = ?'),
+      removeMember: p('DELETE FROM members WHERE rkey = ?'),
+      isMember: p('SELECT 1 FROM members WHERE subject = ? LIMIT 1'),
+      members: p('SELECT DISTINCT subject FROM members ORDER BY subject'),
+      repoByDid: p('SELECT owner, rkey FROM repos WHERE repo_did = ?'),
+      putRepo: p(`INSERT INTO repos (owner, rkey, name, knot, repo_did, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                  ON CONFLICT (owner, rkey) DO UPDATE SET name = excluded.name, knot = excluded.knot,
+                    repo_did = excluded.repo_did, updated_at = excluded.updated_at`),
+      removeRepo: p('DELETE FROM repos WHERE owner = ? AND rkey = ?'),
+      served: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
+                 WHERE owner = @owner OR owner IN (SELECT subject FROM members)`),
+      servedByName: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
+                       WHERE knot = @knot AND owner = @did AND name = @name
+                         AND (owner = @owner OR owner IN (SELECT subject FROM members)) LIMIT 1`),
+      servedByDid: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
+                      WHERE repo_did = @repoDid AND (owner = @owner OR owner IN (SELECT subject FROM members))`),
+      putCollaborator: p(`INSERT INTO collaborators (author, rkey, subject, repo) VALUES (?, ?, ?, ?)
+                          ON CONFLICT (author, rkey) DO UPDATE SET subject = excluded.subject, repo = excluded.repo`),
+      removeCollaborator: p('DELETE FROM collaborators WHERE author = ? AND rkey = ?'),
+      collaboratorsOf: p(`SELECT DISTINCT subject FROM collaborators WHERE author = ? AND repo IN (?, ?)`),
+    };
+  }
+
+  addMember(rkey: string, subject: string, now = Date.now()): void {
+    this.s.addMember!.run(rkey, subject, now);
+  }
+
+  /** Removes the member record; returns the subject it named, if any. */
+  removeMember(rkey: string): string | undefined {
+    const row = this.s.memberByRkey!.get(rkey) as { subject: string } | undefined;
+    if (row) this.s.removeMember!.run(rkey);
+    return row?.subject;
+  }
+
+  /** The owner, or a DID some member record names. */
+  mayServe(did: string): boolean {
+    return did === this.owner || this.s.isMember!.get(did) !== undefined;
+  }
+
+  members(): string[] {
+    return (this.s.members!.all() as { subject: string }[]).map((r) => r.subject);
+  }
+
+  /**
+   * Records a repo naming this spindle. Refused (false) when its repo DID is already registered
+   * by another owner.
+   */
+  putRepo(repo: RepoRow, now = Date.now()): boolean {
+    if (repo.repoDid) {
+      const holder = this.s.repoByDid!.get(repo.repoDid) as { owner: string; rkey: string } | undefined;
+      if (holder && (holder.owner !== repo.owner || holder.rkey !== repo.rkey)) return false;
+    }
+    this.s.putRepo!.run(repo.owner, repo.rkey, repo.name, repo.knot, repo.repoDid, now);
+    return true;
+  }
+
+  removeRepo(owner: string, rkey: string): boolean {
+    return this.s.removeRepo!.run(owner, rkey).changes > 0;
+  }
+
+  /** Repos whose author is the owner or a current member. */
+  servedRepos(): RepoRow[] {
+    return this.s.served!.all({ owner: this.owner }) as RepoRow[];
+  }
+
+  /** A served repo by the legacy key a knot's pipeline carries: knot, owner DID and name. */
+  servedRepoByName(knot: string, did: string, name: string): RepoRow | undefined {
+    return this.s.servedByName!.get({ knot, did, name, owner: this.owner }) as RepoRow | undefined;
+  }
+
+  servedRepoByDid(repoDid: string): RepoRow | undefined {
+    return this.s.servedByDid!.get({ repoDid, owner: this.owner }) as RepoRow | undefined;
+  }
+
+  putCollaborator(author: string, rkey: string, subject: string, repo: string): void {
+    this.s.putCollaborator!.run(author, rkey, subject, repo);
+  }
+
+  removeCollaborator(author: string, rkey: string): void {
+    this.s.removeCollaborator!.run(author, rkey);
+  }
+
+  /** Collaborators of a repo: records authored by its owner naming it by AT-URI or repo DID. */
+  collaborators(repo: RepoRow): string[] {
+    const uri = `at://${repo.owner}/sh.tangled.repo/${repo.rkey}`;
+    return (this.s.collaboratorsOf!.all(repo.owner, uri, repo.repoDid ?? uri) as { subject: string }[]).map(
+      (r) => r.subject,
+    );
+  }
+}

@@ -1,0 +1,130 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeKnot } from '../../test/fakes/knot.ts';
+import { tempDir } from '../../test/support/temp.ts';
+import { sleep, waitFor } from '../../test/support/wait.ts';
+import { CursorStore } from '../db/cursor-store.ts';
+import { type Db, openDatabase } from '../db/database.ts';
+import { createLogger } from '../logger.ts';
+import { KnotConsumers } from './knot-consumer.ts';
+import type { KnotFrame } from './knot-frame.ts';
+
+let db: Db;
+let knots: KnotConsumers | undefined;
+const fakes: FakeKnot[] = [];
+let cleanup = () => {};
+
+afterEach(async () => {
+  await knots?.stop();
+  for (const f of fakes.splice(0)) await f.close();
+  db?.close();
+  cleanup();
+});
+
+function consumers(received: Array<{ knot: string; frame: KnotFrame }>): KnotConsumers {
+  const t = tempDir();
+  cleanup = t.cleanup;
+  db = openDatabase(join(t.dir, 'bobbin.db'));
+  knots = new KnotConsumers({
+    dev: true,
+    cursors: new CursorStore(db),
+    log: createLogger('silent'),
+    onFrame: (knot, frame) => {
+      received.push({ knot, frame });
+    },
+    rewindNs: 1_000_000_000n,
+    minBackoffMs: 50,
+    maxBackoffMs: 200,
+  });
+  return knots;
+}
+
+async function fakeKnot(options: { legacy?: boolean } = {}): Promise<FakeKnot> {
+  const k = await FakeKnot.start(options);
+  fakes.push(k);
+  return k;
+}
+
+const PIPELINE = { triggerMetadata: { kind: 'push' }, workflows: [] };
+
+describe('KnotConsumers', () => {
+  it('connects without a cursor the first time and hands on only the frames it wants', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const k = await fakeKnot();
+    await consumers(received).reconcile([k.host]);
+    await waitFor(() => k.connected === 1, 'the connection');
+    expect(k.connections).toEqual(['/events']);
+    k.emit('sh.tangled.pipeline', 'p1', PIPELINE);
+    k.emit('sh.tangled.knot.memberUpdate', 'm1', {});
+    k.emit('sh.tangled.git.refUpdate', 'r1', { ref: 'refs/heads/main' });
+    await waitFor(() => received.length === 2, 'two frames');
+    await sleep(50);
+    expect(received.map((r) => [r.knot, r.frame.nsid, r.frame.rkey])).toEqual([
+      [k.host, 'sh.tangled.pipeline', 'p1'],
+      [k.host, 'sh.tangled.git.refUpdate', 'r1'],
+    ]);
+    expect(typeof received[0]!.frame.created).toBe('bigint');
+  });
+
+  it('skips malformed frames and keeps processing', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const k = await fakeKnot();
+    await consumers(received).reconcile([k.host]);
+    await waitFor(() => k.connected === 1, 'the connection');
+    for (const bad of [
+      'not json',
+      '[]',
+      '{"rkey":1,"nsid":"sh.tangled.pipeline","event":{}}',
+      '{"rkey":"x","nsid":"sh.tangled.pipeline","event":"str"}',
+    ]) {
+      k.sendRaw(bad);
+    }
+    k.emit('sh.tangled.pipeline', 'after', PIPELINE);
+    await waitFor(() => received.length === 1, 'the valid frame');
+    expect(received[0]!.frame.rkey).toBe('after');
+  });
+
+  it('resumes from its stored cursor, rewound, after the knot drops the connection', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const k = await fakeKnot();
+    await consumers(received).reconcile([k.host]);
+    await waitFor(() => k.connected === 1, 'the connection');
+    const created = k.emit('sh.tangled.pipeline', 'p1', PIPELINE);
+    await waitFor(() => received.length === 1, 'p1');
+    k.dropConnections();
+    await waitFor(() => k.connected === 0, 'the drop');
+    k.emit('sh.tangled.pipeline', 'p2', PIPELINE); // written while we were away
+    await waitFor(() => k.connections.length === 2 && k.connected === 1, 'the reconnection');
+    expect(k.connections[1]).toBe(`/events?cursor=${created - 1_000_000_000n}`);
+    await waitFor(() => received.some((r) => r.frame.rkey === 'p2'), 'p2 replayed');
+    // The rewind replays p1 too; intake deduplicates it.
+    expect(received.map((r) => r.frame.rkey)).toEqual(['p1', 'p1', 'p2']);
+  });
+
+  it('stores our clock as the cursor for legacy knots that send no created', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const k = await fakeKnot({ legacy: true });
+    await consumers(received).reconcile([k.host]);
+    await waitFor(() => k.connected === 1, 'the connection');
+    const before = BigInt(Date.now()) * 1_000_000n;
+    k.emit('sh.tangled.pipeline', 'p1', PIPELINE);
+    await waitFor(() => received.length === 1, 'p1');
+    await sleep(20);
+    const stored = new CursorStore(db).get(`knot:${k.host}`)!;
+    expect(received[0]!.frame.created).toBeUndefined();
+    expect(stored >= before).toBe(true);
+  });
+
+  it('closes the stream of a knot no repo needs', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const a = await fakeKnot();
+    const b = await fakeKnot();
+    const c = consumers(received);
+    await c.reconcile([a.host, b.host]);
+    await waitFor(() => a.connected === 1 && b.connected === 1, 'both connections');
+    await c.reconcile([b.host]);
+    await waitFor(() => a.connected === 0, 'a closed');
+    expect(c.knots).toEqual([b.host]);
+    expect(b.connected).toBe(1);
+  });
+});

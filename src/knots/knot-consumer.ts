@@ -1,0 +1,92 @@
+/**
+ * One WebSocket per knot that serves at least one of our repos: `wss://<knot>/events`
+ * (`ws://` in dev) resumed from a Unix-ns cursor stored per knot and rewound a few seconds on
+ * reconnect (replays are harmless: intake deduplicates). Each frame bobbin cares about is
+ * published to the durable queue before the cursor moves past it, so nothing is lost.
+ */
+import type { CursorStore } from '../db/cursor-store.ts';
+import { wallClockNs } from '../events/nano-clock.ts';
+import type { Logger } from '../logger.ts';
+import { StreamClient } from '../net/stream-client.ts';
+import { type KnotFrame, parseKnotFrame } from './knot-frame.ts';
+
+export interface KnotConsumerOptions {
+  dev: boolean;
+  cursors: CursorStore;
+  log: Logger;
+  /** Handles a valid frame durably (publishes it); the cursor advances after it returns. */
+  onFrame: (knot: string, frame: KnotFrame) => void | Promise<void>;
+  /** How far to rewind the stored cursor on reconnect (default 5 s). */
+  rewindNs?: bigint;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  onOpen?: (knot: string, url: string) => void;
+}
+
+const WANTED = new Set([
+  'sh.tangled.pipeline',
+  'sh.tangled.git.refUpdate',
+  'sh.tangled.repo.collaboratorUpdate',
+]);
+
+export class KnotConsumers {
+  private readonly o: KnotConsumerOptions;
+  private readonly streams = new Map<string, StreamClient>();
+
+  constructor(options: KnotConsumerOptions) {
+    this.o = options;
+  }
+
+  get knots(): string[] {
+    return [...this.streams.keys()].sort();
+  }
+
+  /** Opens streams for knots newly needed and closes those no repo needs any more. */
+  async reconcile(wanted: Iterable<string>): Promise<void> {
+    const want = new Set(wanted);
+    const closing: Promise<void>[] = [];
+    for (const [knot, stream] of this.streams) {
+      if (want.has(knot)) continue;
+      this.streams.delete(knot);
+      this.o.log.info({ knot }, 'knot no longer needed; closing its stream');
+      closing.push(stream.stop());
+    }
+    for (const knot of want) if (!this.streams.has(knot)) this.open(knot);
+    await Promise.all(closing);
+  }
+
+  async stop(): Promise<void> {
+    const all = [...this.streams.values()];
+    this.streams.clear();
+    await Promise.all(all.map((s) => s.stop()));
+  }
+
+  private open(knot: string): void {
+    const key = `knot:${knot}`;
+    const log = this.o.log.child({ knot });
+    const rewind = this.o.rewindNs ?? 5_000_000_000n;
+    const stream = new StreamClient({
+      log,
+      minBackoffMs: this.o.minBackoffMs,
+      maxBackoffMs: this.o.maxBackoffMs,
+      onOpen: (url) => this.o.onOpen?.(knot, url),
+      url: () => {
+        const stored = this.o.cursors.get(key);
+        const cursor = stored !== undefined && stored > rewind ? stored - rewind : undefined;
+        return `${this.o.dev ? 'ws' : 'wss'}://${knot}/events${cursor !== undefined ? `?cursor=${cursor}` : ''}`;
+      },
+      onFrame: async (text) => {
+        const frame = parseKnotFrame(text);
+        if (!frame) {
+          log.warn({ bytes: text.length, start: text.slice(0, 80) }, 'malformed knot frame skipped');
+          return;
+        }
+        if (WANTED.has(frame.nsid)) await this.o.onFrame(knot, frame);
+        // Legacy knots send no `created`: fall back to our clock, as stock does.
+        this.o.cursors.set(key, frame.created ?? wallClockNs());
+      },
+    });
+    this.streams.set(knot, stream);
+    stream.start();
+  }
+}

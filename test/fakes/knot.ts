@@ -1,0 +1,112 @@
+/**
+ * A fake knot event stream, faithful to spindle protocol §4.3: `/events?cursor=<ns>`; a
+ * missing, invalid or 0 cursor means "now" (no backfill); a negative one the first 100 rows;
+ * otherwise rows with `created > cursor`, at most 100 per notification; a ping after silence.
+ * Envelopes carry `created` like current knots, or not (`legacy: true`) like older ones.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
+
+interface Row {
+  created: bigint;
+  nsid: string;
+  rkey: string;
+  event: unknown;
+}
+
+interface Sub {
+  ws: WebSocket;
+  cursor: bigint;
+}
+
+export class FakeKnot {
+  readonly rows: Row[] = [];
+  /** The request URL (path and query) of every connection, in order. */
+  readonly connections: string[] = [];
+  private readonly subs = new Set<Sub>();
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly legacy: boolean;
+  private lastCreated = 0n;
+  private pinger: NodeJS.Timeout;
+
+  private constructor(server: Server, legacy: boolean, pingMs: number) {
+    this.server = server;
+    this.legacy = legacy;
+    this.wss = new WebSocketServer({ server, path: '/events' });
+    this.wss.on('connection', (ws, req) => {
+      this.connections.push(req.url ?? '');
+      const raw = new URL(req.url ?? '/', 'http://x').searchParams.get('cursor');
+      let cursor = raw !== null && /^-?\d+$/.test(raw) ? BigInt(raw) : 0n;
+      if (cursor === 0n) cursor = this.now();
+      const sub = { ws, cursor: cursor < 0n ? -1n : cursor };
+      this.subs.add(sub);
+      ws.on('close', () => this.subs.delete(sub));
+      this.flush(sub);
+    });
+    this.pinger = setInterval(() => {
+      for (const s of this.subs) s.ws.ping();
+    }, pingMs);
+  }
+
+  static async start(options: { legacy?: boolean; pingMs?: number } = {}): Promise<FakeKnot> {
+    const server = createServer((_req, res) => {
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new FakeKnot(server, options.legacy ?? false, options.pingMs ?? 30_000);
+  }
+
+  /** `127.0.0.1:<port>`: the knot's host name as repo records carry it. */
+  get host(): string {
+    return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  get connected(): number {
+    return this.subs.size;
+  }
+
+  /** Stores an event and notifies subscribers; returns its `created`. */
+  emit(nsid: string, rkey: string, event: unknown): bigint {
+    const created = this.now() + 1n;
+    this.lastCreated = created;
+    this.rows.push({ created, nsid, rkey, event });
+    for (const s of this.subs) this.flush(s);
+    return created;
+  }
+
+  /** Sends a raw text frame to every subscriber (for malformed-input tests). */
+  sendRaw(text: string): void {
+    for (const s of this.subs) s.ws.send(text);
+  }
+
+  /** Drops every connection abruptly, as a knot restart would. */
+  dropConnections(): void {
+    for (const s of this.subs) s.ws.terminate();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.pinger);
+    for (const s of this.subs) s.ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private now(): bigint {
+    const wall = BigInt(Date.now()) * 1_000_000n;
+    return wall > this.lastCreated ? wall : this.lastCreated;
+  }
+
+  /** At most 100 rows after the subscriber's cursor, as the knot's GetEvents does. */
+  private flush(sub: Sub): void {
+    const batch = this.rows.filter((r) => r.created > sub.cursor).slice(0, 100);
+    for (const r of batch) {
+      const envelope = this.legacy
+        ? `{"event":${JSON.stringify(r.event)},"nsid":${JSON.stringify(r.nsid)},"rkey":${JSON.stringify(r.rkey)}}`
+        : `{"created":${r.created},"event":${JSON.stringify(r.event)},"nsid":${JSON.stringify(r.nsid)},"rkey":${JSON.stringify(r.rkey)}}`;
+      sub.ws.send(envelope);
+      sub.cursor = r.created;
+    }
+  }
+}
