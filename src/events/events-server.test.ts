@@ -223,6 +223,13 @@ describe('NanoClock', () => {
     ]);
   });
 
+  it('hands out timestamps above any "now" it reported', () => {
+    const walls = [500n, 400n];
+    const clock = new NanoClock(0n, () => walls.shift() ?? 0n);
+    expect(clock.now()).toBe(500n);
+    expect(clock.next()).toBe(501n);
+  });
+
   it('starts above the newest stored event', () => {
     const clock = new NanoClock(1000n, () => 10n);
     expect(clock.next()).toBe(1001n);
