@@ -106,7 +106,7 @@ describe('KnotConsumers', () => {
     const k = await fakeKnot({ legacy: true });
     await consumers(received).reconcile([k.host]);
     await waitFor(() => k.connected === 1, 'the connection');
-    const before = BigInt(Date.now()) * 1_000_000n;
+    const before = BigInt(Date.now() - 10) * 1_000_000n; // our ns clock may trail Date.now() by a few ms
     k.emit('sh.tangled.pipeline', 'p1', PIPELINE);
     await waitFor(() => received.length === 1, 'p1');
     await sleep(20);
