@@ -378,24 +378,23 @@ export class QueueStore {
   }
 }
 
-function parseMeta(text: string): Record<string, string> {
+/** Stored metadata as an object; undefined when the text is not a JSON object. */
+function metaObject(text: string): Record<string, string> | undefined {
   try {
     const v = JSON.parse(text) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : {};
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : undefined;
   } catch {
-    return {};
+    return undefined;
   }
+}
+
+function parseMeta(text: string): Record<string, string> {
+  return metaObject(text) ?? {};
 }
 
 /** The original metadata of a letter; kept verbatim under a key when it cannot be parsed. */
 function dlqBaseMetadata(text: string): Record<string, string> {
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, string>;
-  } catch {
-    // fall through
-  }
-  return { 'dlq.original_metadata': text };
+  return metaObject(text) ?? { 'dlq.original_metadata': text };
 }
 
 function stripDlqKeys(meta: Record<string, string>): Record<string, string> {

@@ -67,10 +67,6 @@ export class Consumer<T = unknown> {
     this.onDeadLetter = onDeadLetter;
   }
 
-  get running(): boolean {
-    return this.state === 'running';
-  }
-
   start(): void {
     if (this.state !== 'idle') return;
     this.state = 'running';

@@ -30,10 +30,6 @@ export class WakeSchedule {
     this.due.clear();
   }
 
-  get size(): number {
-    return this.due.size;
-  }
-
   private arm(): void {
     const top = this.heap[0];
     if (!top || top.at >= this.timerAt) return;
