@@ -59,8 +59,8 @@ export interface BuildRequest {
   repo: { did: string; name: string; knot: string; cloneUrl: string };
   /** The change being verified. */
   head: { ref: string; sha: string };
-  /** What it is measured against (pull requests). */
-  base?: { ref: string; sha: string };
+  /** What it is measured against (pull requests); the sha when known. */
+  base?: { ref: string; sha?: string };
   workflow: {
     /** File name, e.g. `build.yml`. */
     name: string;
@@ -81,6 +81,7 @@ export interface BuildRunner {
   readonly pushesProgress: boolean;
   /** Starts (or finds) the build for `request.id`; returns its id promptly. */
   trigger(request: BuildRequest): Promise<string>;
+  /** The build's state; throws NotFoundError when the runner no longer knows the build. */
   status(buildId: string): Promise<BuildStatus>;
   /** Asks for cancellation; returns promptly. */
   cancel(buildId: string): Promise<void>;

@@ -113,3 +113,29 @@ export const hostnameValue = z
   .string()
   .transform((v) => v.trim())
   .pipe(z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?$/));
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** "nixery=stub,docker=buildkite" or a YAML mapping → {engine: runner}. */
+export const enginesValue = z.union([z.string(), z.record(z.string(), z.string())]).transform((v, ctx) => {
+  const pairs: Array<[string, string]> =
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== '')
+          .map((p) => {
+            const eq = p.indexOf('=');
+            return eq < 0 ? [p, ''] : [p.slice(0, eq).trim(), p.slice(eq + 1).trim()];
+          })
+      : Object.entries(v).map(([k, r]) => [k.trim(), r.trim()]);
+  const map: Record<string, string> = {};
+  for (const [engine, runner] of pairs) {
+    if (!NAME.test(engine) || !NAME.test(runner)) {
+      ctx.addIssue({ code: 'custom', message: `bad pair ${engine}=${runner}` });
+      return z.NEVER;
+    }
+    map[engine] = runner;
+  }
+  return map;
+});

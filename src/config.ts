@@ -10,6 +10,7 @@ import {
   boolValue,
   didValue,
   durationValue,
+  enginesValue,
   hostnameValue,
   intValue,
   listenValue,
@@ -100,6 +101,32 @@ export const SETTINGS: readonly Setting[] = [
     default: 'false',
     doc: 'Development mode: talk to knots over ws:// and http:// instead of wss:// and https://.',
     schema: boolValue,
+  },
+  {
+    key: 'engines',
+    env: 'BOBBIN_ENGINES',
+    expect: 'comma-separated engine=runner pairs, e.g. nixery=stub (YAML: a mapping)',
+    default: '',
+    doc: 'Which runner takes a workflow whose `engine` names no runner, e.g. `nixery=stub`. A workflow whose engine matches neither a runner nor this map fails with `unknown engine "<engine>"`, as on a stock spindle.',
+    schema: enginesValue,
+  },
+  {
+    key: 'pollInterval',
+    path: 'pollIntervalMs',
+    env: 'BOBBIN_POLL_INTERVAL',
+    expect: 'a duration such as 2s or 500ms',
+    default: '1s',
+    doc: 'How often a build whose runner does not push progress is polled for its status.',
+    schema: durationValue,
+  },
+  {
+    key: 'pingInterval',
+    path: 'pingIntervalMs',
+    env: 'BOBBIN_PING_INTERVAL',
+    expect: 'a duration such as 30s',
+    default: '30s',
+    doc: 'Silence after which /events and /logs send a WebSocket ping (keeps proxies from closing idle connections).',
+    schema: durationValue,
   },
   {
     key: 'logLevel',
@@ -208,6 +235,10 @@ export interface Config {
   jetstreamUrl: string;
   plcUrl: string;
   dev: boolean;
+  /** Engine name → runner name. */
+  engines: Record<string, string>;
+  pollIntervalMs: number;
+  pingIntervalMs: number;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
   queue: QueueSettings;

@@ -4,31 +4,43 @@
  */
 import type { Config } from './config.ts';
 import { type AppContext, createContext } from './context.ts';
-import { EventsServer } from './events/index.ts';
 import { createHttpApp, type Health } from './http/app.ts';
 import { type HttpServer, listen } from './http/server.ts';
 import type { Logger } from './logger.ts';
 import { subsystemLogger } from './logger.ts';
+import { Spindle, type SpindleOptions } from './spindle.ts';
 
 const LOCK_HEARTBEAT_MS = 5000;
 
 export class Service {
   readonly ctx: AppContext;
   private http: HttpServer | undefined;
-  private eventsServer: EventsServer | undefined;
+  readonly spindle: Spindle;
   private health: Health = 'starting';
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private readonly onFatal: (reason: string) => void;
 
-  private constructor(ctx: AppContext, onFatal: (reason: string) => void) {
+  private constructor(ctx: AppContext, onFatal: (reason: string) => void, options: SpindleOptions) {
     this.ctx = ctx;
     this.onFatal = onFatal;
+    try {
+      this.spindle = new Spindle(ctx, options);
+    } catch (err) {
+      ctx.lock.release();
+      ctx.db.close();
+      throw err;
+    }
   }
 
   /** Opens storage and takes the instance lock; throws ConfigError or InstanceLockedError. */
-  static create(config: Config, log: Logger, onFatal: (reason: string) => void = () => {}): Service {
-    return new Service(createContext(config, log), onFatal);
+  static create(
+    config: Config,
+    log: Logger,
+    onFatal: (reason: string) => void = () => {},
+    options: SpindleOptions = {},
+  ): Service {
+    return new Service(createContext(config, log), onFatal, options);
   }
 
   get port(): number | undefined {
@@ -46,11 +58,8 @@ export class Service {
       owner: ctx.config.owner,
       health: () => this.health,
     });
-    this.eventsServer = new EventsServer(ctx.events, subsystemLogger(ctx.log, 'events'));
-    const events = this.eventsServer;
-    this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port, {
-      '/events': (req, socket, head) => events.handleUpgrade(req, socket, head),
-    });
+    this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port, this.spindle.upgradeRoutes);
+    await this.spindle.start();
     this.health = 'ready';
     ctx.log.info(
       {
@@ -76,7 +85,8 @@ export class Service {
     this.health = 'draining';
     ctx.log.info({ timeoutMs }, 'shutting down');
     clearInterval(this.heartbeat);
-    await Promise.all([this.http?.close(timeoutMs), this.eventsServer?.close(), ctx.queue.stop(timeoutMs)]);
+    await this.spindle.stop();
+    await Promise.all([this.http?.close(timeoutMs), ctx.queue.stop(timeoutMs)]);
     ctx.lock.release();
     ctx.db.close();
     ctx.log.info({ tookMs: Date.now() - started }, 'stopped');

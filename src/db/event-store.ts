@@ -11,12 +11,14 @@ export interface StoredEvent {
 }
 
 export class EventStore {
+  readonly db: Db;
   private readonly insertStmt: Statement;
   private readonly afterStmt: Statement;
   private readonly lastStmt: Statement;
   private readonly byKeyStmt: Statement;
 
   constructor(db: Db) {
+    this.db = db;
     this.insertStmt = db.prepare('INSERT INTO events (created, nsid, rkey, event) VALUES (?, ?, ?, ?)');
     this.afterStmt = db
       .prepare('SELECT created, nsid, rkey, event FROM events WHERE created > ? ORDER BY created LIMIT ?')

@@ -20,7 +20,7 @@ export class RepoStore {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       addMember: p(`INSERT INTO members (rkey, subject, created_at) VALUES (?, ?, ?)
-                    ON CONFLICT (rkey) DO UPDATE SET subject = excluded.subject`),
+                    ON CONFLICT (rkey) DO UPDATE SET subject = excluded.subject, created_at = excluded.created_at`),
       memberByRkey: p('SELECT subject FROM members WHERE rkey = ?'),
       removeMember: p('DELETE FROM members WHERE rkey = ?'),
       isMember: p('SELECT 1 FROM members WHERE subject = ? LIMIT 1'),
@@ -37,9 +37,13 @@ export class RepoStore {
                          AND (owner = @owner OR owner IN (SELECT subject FROM members)) LIMIT 1`),
       servedByDid: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
                       WHERE repo_did = @repoDid AND (owner = @owner OR owner IN (SELECT subject FROM members))`),
-      putCollaborator: p(`INSERT INTO collaborators (author, rkey, subject, repo) VALUES (?, ?, ?, ?)
-                          ON CONFLICT (author, rkey) DO UPDATE SET subject = excluded.subject, repo = excluded.repo`),
+      putCollaborator: p(`INSERT INTO collaborators (author, rkey, subject, repo, updated_at) VALUES (?, ?, ?, ?, ?)
+                          ON CONFLICT (author, rkey) DO UPDATE SET subject = excluded.subject, repo = excluded.repo,
+                            updated_at = excluded.updated_at`),
       removeCollaborator: p('DELETE FROM collaborators WHERE author = ? AND rkey = ?'),
+      memberRkeys: p('SELECT rkey FROM members WHERE created_at < ?'),
+      repoRkeysOf: p('SELECT rkey FROM repos WHERE owner = ? AND updated_at < ?'),
+      collaboratorRkeysOf: p('SELECT rkey FROM collaborators WHERE author = ? AND updated_at < ?'),
       collaboratorsOf: p(`SELECT DISTINCT subject FROM collaborators WHERE author = ? AND repo IN (?, ?)`),
     };
   }
@@ -95,8 +99,8 @@ export class RepoStore {
     return this.s.servedByDid!.get({ repoDid, owner: this.owner }) as RepoRow | undefined;
   }
 
-  putCollaborator(author: string, rkey: string, subject: string, repo: string): void {
-    this.s.putCollaborator!.run(author, rkey, subject, repo);
+  putCollaborator(author: string, rkey: string, subject: string, repo: string, now = Date.now()): void {
+    this.s.putCollaborator!.run(author, rkey, subject, repo, now);
   }
 
   removeCollaborator(author: string, rkey: string): void {
@@ -109,5 +113,21 @@ export class RepoStore {
     return (this.s.collaboratorsOf!.all(repo.owner, uri, repo.repoDid ?? uri) as { subject: string }[]).map(
       (r) => r.subject,
     );
+  }
+
+  /**
+   * Record keys stored per collection for one author and last written before `before` (ms):
+   * what a backfill that started at `before` may find deleted.
+   */
+  storedRkeys(author: string, collection: 'member' | 'repo' | 'collaborator', before: number): string[] {
+    const rows =
+      collection === 'member'
+        ? author === this.owner
+          ? this.s.memberRkeys!.all(before)
+          : []
+        : collection === 'repo'
+          ? this.s.repoRkeysOf!.all(author, before)
+          : this.s.collaboratorRkeysOf!.all(author, before);
+    return (rows as { rkey: string }[]).map((r) => r.rkey);
   }
 }

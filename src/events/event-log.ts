@@ -27,6 +27,8 @@ export class EventLog {
   /** Every event with `created` above this is in `recent`. */
   private memoryFloor: bigint;
   private readonly listeners = new Set<Listener>();
+  /** Events appended inside `transaction`, published once it commits. */
+  private batch: LoggedEvent[] | undefined;
 
   constructor(store: EventStore, options: EventLogOptions = {}) {
     this.store = store;
@@ -45,13 +47,39 @@ export class EventLog {
     if (existing) return withFrame(existing);
     const e = withFrame({ created: this.clock.next(), nsid, rkey, event: sortedJson(record) });
     this.store.insert(e);
+    if (this.batch) this.batch.push(e);
+    else this.publish(e);
+    return e;
+  }
+
+  /**
+   * Runs `fn` in one SQLite transaction (the outermost one: other stores' writes in `fn` commit
+   * or roll back with the events). Readers see the events appended in `fn` only after the
+   * commit, and never see them if `fn` throws.
+   */
+  transaction<T>(fn: () => T): T {
+    if (this.batch) return fn();
+    this.batch = [];
+    let result: T;
+    try {
+      result = this.store.db.transaction(fn)();
+    } catch (err) {
+      this.batch = undefined;
+      throw err;
+    }
+    const committed = this.batch;
+    this.batch = undefined;
+    for (const e of committed) this.publish(e);
+    return result;
+  }
+
+  private publish(e: LoggedEvent): void {
     this.recent.push(e);
     if (this.recent.length > this.recentLimit) {
       const dropped = this.recent.splice(0, this.recent.length - this.recentLimit);
       this.memoryFloor = dropped.at(-1)!.created;
     }
     for (const listener of this.listeners) listener(e);
-    return e;
   }
 
   /** Up to `limit` events with `created > cursor`, oldest first. */

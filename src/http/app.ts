@@ -44,6 +44,9 @@ export function createHttpApp(deps: HttpDeps): Hono {
 
   // Reached only without a WebSocket upgrade (upgrades are taken over by the node server).
   app.all('/events', (c) => c.text('Bad Request: /events is a WebSocket endpoint\n', 400));
+  app.all('/logs/*', (c) =>
+    c.text('Bad Request: /logs/{knot}/{rkey}/{workflow} is a WebSocket endpoint\n', 400),
+  );
 
   // Go's http.NotFound body, as the stock spindle answers.
   app.notFound((c) => c.text('404 page not found\n', 404));

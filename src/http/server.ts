@@ -12,7 +12,7 @@ export interface HttpServer {
   close(timeoutMs: number): Promise<void>;
 }
 
-/** WebSocket endpoints by exact path; they take over the HTTP upgrade. */
+/** WebSocket endpoints by exact path, or by prefix for keys ending in `/`; they take over the HTTP upgrade. */
 export type UpgradeRoutes = Record<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
 
 export async function listen(
@@ -24,7 +24,8 @@ export async function listen(
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const route = Object.hasOwn(upgrades, path) ? upgrades[path] : undefined;
+    const prefix = Object.keys(upgrades).find((k) => k.endsWith('/') && path.startsWith(k));
+    const route = Object.hasOwn(upgrades, path) ? upgrades[path] : prefix ? upgrades[prefix] : undefined;
     if (route) return route(req, socket, head);
     socket.end(
       'HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n404 page not found\n',

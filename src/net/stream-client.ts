@@ -4,6 +4,8 @@
  * finished, so the owner advances its cursor only after handling), and reconnects after any
  * close or error with jittered exponential backoff (1 s doubling to 60 s, reset once a
  * connection has delivered a frame). Frames past `maxFrameBytes` close the connection (1009).
+ * A handler that throws leaves its frame unhandled: the connection is dropped and the next one
+ * resumes from the owner's cursor, so no frame is skipped.
  */
 import { WebSocket } from 'ws';
 import type { Logger } from '../logger.ts';
@@ -74,6 +76,7 @@ export class StreamClient {
     });
     this.ws = ws;
     let delivered = false;
+    let failed = false;
     ws.on('open', () => {
       this.o.log.info({ url: url }, 'stream connected');
       this.o.onOpen?.(url);
@@ -88,8 +91,14 @@ export class StreamClient {
       // One frame at a time: pause reading while the handler runs so frames queue in the socket.
       ws.pause();
       this.chain = this.chain
-        .then(() => this.o.onFrame(text))
-        .catch((err: unknown) => this.o.log.error({ err }, 'stream frame handler failed'))
+        .then(() => (failed ? undefined : this.o.onFrame(text)))
+        .catch((err: unknown) => {
+          // The frame was not handled, so the cursor did not move: reconnect and read it again
+          // rather than handling later frames past it.
+          failed = true;
+          this.o.log.error({ err }, 'stream frame handler failed; reconnecting to retry it');
+          ws.terminate();
+        })
         .finally(() => {
           if (ws.readyState === WebSocket.OPEN) ws.resume();
         });

@@ -1,6 +1,7 @@
 import { sql as queue } from './0001-queue.ts';
 import { sql as events } from './0002-events.ts';
 import { sql as discovery } from './0003-discovery.ts';
+import { sql as pipelines } from './0004-pipelines.ts';
 
 export interface Migration {
   version: number;
@@ -13,4 +14,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'queue', sql: queue },
   { version: 2, name: 'events', sql: events },
   { version: 3, name: 'discovery', sql: discovery },
+  { version: 4, name: 'pipelines', sql: pipelines },
 ];

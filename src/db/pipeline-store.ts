@@ -1,0 +1,144 @@
+/** SQL of accepted pipelines and their workflows: route, build id, last status sent, log state. */
+import type { Statement } from 'better-sqlite3';
+import type { WireStatus } from '../../providers/runner.ts';
+import type { Db } from './database.ts';
+
+export interface WorkflowKey {
+  knot: string;
+  rkey: string;
+  name: string;
+}
+
+export interface WorkflowRow extends WorkflowKey {
+  engine: string;
+  runner: string | null;
+  /** The runner's options from the workflow's `bobbin:` block, as JSON. */
+  options: string;
+  buildId: string | null;
+  status: WireStatus | null;
+  /** Unix second of the last status's `createdAt`. */
+  statusAt: number | null;
+  error: string | null;
+  exitCode: number | null;
+  logsDone: boolean;
+}
+
+export interface PipelineRow {
+  knot: string;
+  rkey: string;
+  repoOwner: string;
+  repoName: string;
+  /** The `sh.tangled.pipeline` record as received, JSON. */
+  record: string;
+  receivedAt: number;
+}
+
+const WORKFLOW_COLUMNS = `knot, rkey, name, engine, runner, options, build_id AS buildId, status,
+  status_at AS statusAt, error, exit_code AS exitCode, logs_done AS logsDone`;
+
+export class PipelineStore {
+  readonly db: Db;
+  private readonly s: Record<string, Statement>;
+
+  constructor(db: Db) {
+    this.db = db;
+    const p = (sql: string) => db.prepare(sql);
+    this.s = {
+      insertPipeline:
+        p(`INSERT OR IGNORE INTO pipelines (knot, rkey, repo_owner, repo_name, record, received_at)
+                         VALUES (@knot, @rkey, @repoOwner, @repoName, @record, @receivedAt)`),
+      pipeline: p(`SELECT knot, rkey, repo_owner AS repoOwner, repo_name AS repoName, record,
+                     received_at AS receivedAt FROM pipelines WHERE knot = ? AND rkey = ?`),
+      insertWorkflow:
+        p(`INSERT OR IGNORE INTO workflows (knot, rkey, name, engine, runner, options, updated_at)
+                         VALUES (@knot, @rkey, @name, @engine, @runner, @options, @now)`),
+      workflow: p(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE knot = ? AND rkey = ? AND name = ?`),
+      workflowsOf: p(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE knot = ? AND rkey = ? ORDER BY rowid`),
+      open: p(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE status IN ('pending', 'running')`),
+      unfinishedLogs: p(`SELECT ${WORKFLOW_COLUMNS} FROM workflows
+                         WHERE logs_done = 0 AND build_id IS NOT NULL`),
+      setBuild: p(`UPDATE workflows SET build_id = @buildId, updated_at = @now
+                   WHERE knot = @knot AND rkey = @rkey AND name = @name`),
+      setStatus: p(`UPDATE workflows SET status = @status, status_at = @statusAt, error = @error,
+                      exit_code = @exitCode, updated_at = @now
+                    WHERE knot = @knot AND rkey = @rkey AND name = @name`),
+      setLogsDone: p(`UPDATE workflows SET logs_done = 1, updated_at = @now
+                      WHERE knot = @knot AND rkey = @rkey AND name = @name`),
+      counts: p(`SELECT COALESCE(status, 'none') AS status, COUNT(*) AS n FROM workflows GROUP BY 1`),
+    };
+  }
+
+  /** Records a pipeline; false if (knot, rkey) was recorded before. */
+  insertPipeline(row: PipelineRow): boolean {
+    return this.s.insertPipeline!.run(row).changes > 0;
+  }
+
+  pipeline(knot: string, rkey: string): PipelineRow | undefined {
+    return this.s.pipeline!.get(knot, rkey) as PipelineRow | undefined;
+  }
+
+  insertWorkflow(
+    w: WorkflowKey & { engine: string; runner: string | null; options: string },
+    now = Date.now(),
+  ): void {
+    this.s.insertWorkflow!.run({ ...w, now });
+  }
+
+  workflow(k: WorkflowKey): WorkflowRow | undefined {
+    return fromRow(this.s.workflow!.get(k.knot, k.rkey, k.name));
+  }
+
+  workflowsOf(knot: string, rkey: string): WorkflowRow[] {
+    return this.s.workflowsOf!.all(knot, rkey).map((r) => fromRow(r)!);
+  }
+
+  /** Workflows whose last status is pending or running. */
+  openWorkflows(): WorkflowRow[] {
+    return this.s.open!.all().map((r) => fromRow(r)!);
+  }
+
+  /** Workflows with a build whose logs have not been collected to the end. */
+  unfinishedLogs(): WorkflowRow[] {
+    return this.s.unfinishedLogs!.all().map((r) => fromRow(r)!);
+  }
+
+  setBuild(k: WorkflowKey, buildId: string, now = Date.now()): void {
+    this.s.setBuild!.run({ ...pick(k), buildId, now });
+  }
+
+  setStatus(
+    k: WorkflowKey,
+    s: { status: WireStatus; statusAt: number; error?: string; exitCode?: number },
+    now = Date.now(),
+  ): void {
+    this.s.setStatus!.run({
+      ...pick(k),
+      status: s.status,
+      statusAt: s.statusAt,
+      error: s.error ?? null,
+      exitCode: s.exitCode ?? null,
+      now,
+    });
+  }
+
+  setLogsDone(k: WorkflowKey, now = Date.now()): void {
+    this.s.setLogsDone!.run({ ...pick(k), now });
+  }
+
+  /** Workflows by their last status (`none` before the first). */
+  statusCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.s.counts!.all() as { status: string; n: number }[]) out[r.status] = r.n;
+    return out;
+  }
+}
+
+function pick(k: WorkflowKey): WorkflowKey {
+  return { knot: k.knot, rkey: k.rkey, name: k.name };
+}
+
+function fromRow(r: unknown): WorkflowRow | undefined {
+  if (!r) return undefined;
+  const row = r as Omit<WorkflowRow, 'logsDone'> & { logsDone: number };
+  return { ...row, logsDone: row.logsDone === 1 };
+}

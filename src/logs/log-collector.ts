@@ -1,0 +1,111 @@
+/**
+ * Collects each build's log lines from its runner into the log store, and tells /logs readers
+ * when a workflow has new lines or changed state. After a restart, collection resumes for
+ * every build whose logs were not finished: the runner's stream starts over and lines already
+ * stored are skipped, so each line is stored once.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BuildRunner } from '../../providers/runner.ts';
+import type { LogStore } from '../db/log-store.ts';
+import type { PipelineStore, WorkflowKey } from '../db/pipeline-store.ts';
+import { NotFoundError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { encodeLogLine } from './log-line.ts';
+
+const MAX_FAILURES = 5;
+
+export function keyOf(k: WorkflowKey): string {
+  return `${k.knot}\n${k.rkey}\n${k.name}`;
+}
+
+export class LogCollector {
+  private readonly store: PipelineStore;
+  private readonly lines: LogStore;
+  private readonly log: Logger;
+  private readonly active = new Map<string, AbortController>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly listeners = new Map<string, Set<() => void>>();
+
+  constructor(options: { store: PipelineStore; lines: LogStore; log: Logger }) {
+    this.store = options.store;
+    this.lines = options.lines;
+    this.log = options.log;
+  }
+
+  /** Starts collecting a build's logs unless that is already under way. */
+  attach(key: WorkflowKey, runner: BuildRunner, buildId: string): void {
+    const id = keyOf(key);
+    if (this.active.has(id)) return;
+    const controller = new AbortController();
+    this.active.set(id, controller);
+    const task = this.collect(key, runner, buildId, controller.signal).finally(() => {
+      this.active.delete(id);
+      this.running.delete(task);
+      this.notify(key);
+    });
+    this.running.add(task);
+  }
+
+  /** True while lines of this workflow may still arrive. */
+  isCollecting(key: WorkflowKey): boolean {
+    return this.active.has(keyOf(key));
+  }
+
+  /** Calls `listener` whenever the workflow has new lines or a new status; returns the unsubscribe. */
+  watch(key: WorkflowKey, listener: () => void): () => void {
+    const id = keyOf(key);
+    let set = this.listeners.get(id);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(id, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(id);
+    };
+  }
+
+  notify(key: WorkflowKey): void {
+    for (const listener of this.listeners.get(keyOf(key)) ?? []) listener();
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.active.values()) c.abort();
+    await Promise.allSettled([...this.running]);
+  }
+
+  private async collect(
+    key: WorkflowKey,
+    runner: BuildRunner,
+    buildId: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (let failures = 0; !signal.aborted; ) {
+      let seq = this.lines.count(key);
+      let skip = seq;
+      try {
+        for await (const line of runner.logs(buildId, signal)) {
+          if (skip > 0) {
+            skip--;
+            continue;
+          }
+          this.lines.append(key, seq++, encodeLogLine(line));
+          this.notify(key);
+        }
+        if (signal.aborted) return;
+        this.store.setLogsDone(key);
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err instanceof NotFoundError || ++failures >= MAX_FAILURES) {
+          this.log.warn({ ...key, err: (err as Error).message }, 'log collection ended early');
+          this.store.setLogsDone(key);
+          return;
+        }
+        this.log.warn({ ...key, err: (err as Error).message, failures }, 'log stream failed; retrying');
+        await sleep(1000 * 2 ** failures, undefined, { signal }).catch(() => {});
+      }
+    }
+  }
+}

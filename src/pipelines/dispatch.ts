@@ -1,0 +1,136 @@
+/**
+ * Dispatch: one queue message per workflow carries it from `pending` to a terminal status.
+ * The handler triggers the build once (the runner deduplicates on the request id, and the
+ * build id is stored before anything else happens), then polls the runner with queue `hold()`
+ * — no timers, so a restart resumes every poll where it was. A build the runner no longer
+ * knows (its state died with a restart) ends `failed` with `bobbin restarted`.
+ */
+import type { BuildRunner, BuildStatus } from '../../providers/runner.ts';
+import { TERMINAL_STATES, wireStatus } from '../../providers/runner.ts';
+import type { PipelineStore, WorkflowKey, WorkflowRow } from '../db/pipeline-store.ts';
+import { errorMessage, InvalidRequestError, NotFoundError, PermanentError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Delivery, QueueMessage } from '../queue/index.ts';
+import { buildRequest } from './build-request.ts';
+import type { DispatchMessage } from './intake.ts';
+import { isTerminal, type StatusUpdate, type StatusWriter } from './status-writer.ts';
+
+export const RESTARTED_ERROR = 'bobbin restarted';
+
+export interface DispatcherDeps {
+  store: PipelineStore;
+  statuses: StatusWriter;
+  runners: ReadonlyMap<string, BuildRunner>;
+  log: Logger;
+  dev: boolean;
+  pollIntervalMs: number;
+  /** Deliveries after which a failing trigger/status call fails the workflow instead of retrying. */
+  maxAttempts: number;
+  /** Called once a build exists, so its logs are collected. */
+  onBuild: (key: WorkflowKey, runner: BuildRunner, buildId: string) => void;
+  /** Called when a workflow's trigger() returned (for latency measurements). */
+  onTriggered?: (key: WorkflowKey) => void;
+}
+
+/** How long to wait between polls of a runner that pushes its own progress. */
+const PUSHED_POLL_MS = 30_000;
+
+export class Dispatcher {
+  private readonly d: DispatcherDeps;
+
+  constructor(deps: DispatcherDeps) {
+    this.d = deps;
+  }
+
+  async handle(message: QueueMessage<DispatchMessage>, delivery: Delivery): Promise<void> {
+    const key: WorkflowKey = {
+      knot: message.payload.knot,
+      rkey: message.payload.rkey,
+      name: message.payload.name,
+    };
+    const row = this.d.store.workflow(key);
+    if (!row || isTerminal(row.status)) return;
+    const runner = row.runner ? this.d.runners.get(row.runner) : undefined;
+    if (!runner) {
+      this.finish(key, delivery, {
+        status: 'failed',
+        error: `runner ${JSON.stringify(row.runner)} is not configured`,
+        exitCode: -1,
+      });
+      return;
+    }
+    let buildId = row.buildId;
+    if (!buildId) {
+      try {
+        buildId = await runner.trigger(buildRequest(this.d.store, row, this.d.dev));
+      } catch (err) {
+        this.onRunnerError(key, delivery, err, 'could not start the build');
+        return;
+      }
+      this.d.store.setBuild(key, buildId);
+      this.d.onTriggered?.(key);
+      this.d.onBuild(key, runner, buildId);
+    }
+    let status: BuildStatus;
+    try {
+      status = await runner.status(buildId);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        this.finish(key, delivery, { status: 'failed', error: RESTARTED_ERROR, exitCode: -1 });
+        return;
+      }
+      this.onRunnerError(key, delivery, err, 'could not read the build status');
+      return;
+    }
+    const next = this.advance(this.d.store.workflow(key)!, status, delivery);
+    if (next === 'wait') return;
+    delivery.hold(runner.pushesProgress ? PUSHED_POLL_MS : this.d.pollIntervalMs);
+  }
+
+  /**
+   * Moves the wire status toward the runner's state: a runner that went straight to a
+   * terminal state still shows `running` first. Returns 'wait' when it asked for a hold itself
+   * (the next status must wait for the next second) or the workflow is finished.
+   */
+  private advance(row: WorkflowRow, status: BuildStatus, delivery: Delivery): 'wait' | 'poll' {
+    const target = wireStatus(status.state);
+    const terminal = TERMINAL_STATES.has(status.state);
+    if (target === 'pending') return 'poll';
+    if (row.status === 'pending') {
+      const r = this.d.statuses.write(row, { status: 'running' });
+      if (!r.written && 'waitMs' in r) {
+        delivery.hold(r.waitMs);
+        return 'wait';
+      }
+    }
+    if (!terminal) return 'poll';
+    const update: StatusUpdate = { status: target };
+    if (target === 'failed') {
+      update.error = status.error ?? 'workflow failed';
+      update.exitCode = status.exitCode ?? -1;
+    }
+    this.finish(row, delivery, update);
+    return 'wait';
+  }
+
+  /** Writes a terminal status, holding until the next second if needed; true when written. */
+  private finish(key: WorkflowKey, delivery: Delivery, update: StatusUpdate): boolean {
+    const r = this.d.statuses.write(key, update);
+    if (!r.written && 'waitMs' in r) {
+      delivery.hold(r.waitMs);
+      return false;
+    }
+    if (r.written)
+      this.d.log.info({ ...key, status: update.status, error: update.error }, 'workflow finished');
+    return true;
+  }
+
+  private onRunnerError(key: WorkflowKey, delivery: Delivery, err: unknown, what: string): void {
+    const permanent = err instanceof InvalidRequestError || err instanceof PermanentError;
+    if (permanent || delivery.attempt >= this.d.maxAttempts) {
+      this.finish(key, delivery, { status: 'failed', error: `${what}: ${errorMessage(err)}`, exitCode: -1 });
+      return;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * The spindle: discovery (Jetstream + PDS backfill) decides which repos are served and so which
+ * knots to follow; knot frames go through the durable queue to intake, dispatch and the
+ * status log; runners' logs go to the log store; /events and /logs serve the appview.
+ * Built once by the Service from the AppContext.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { BuildRunner } from '../providers/runner.ts';
+import { RecordValidator } from './atproto/lexicons.ts';
+import type { AppContext } from './context.ts';
+import { CursorStore } from './db/cursor-store.ts';
+import { LogStore } from './db/log-store.ts';
+import { PipelineStore } from './db/pipeline-store.ts';
+import { RepoStore } from './db/repo-store.ts';
+import { BACKFILL_TOPIC, Backfiller, type BackfillMessage } from './discovery/backfill.ts';
+import { JetstreamConsumer } from './discovery/jetstream.ts';
+import { RecordIngester } from './discovery/records.ts';
+import { EventsServer } from './events/index.ts';
+import type { UpgradeRoutes } from './http/server.ts';
+import { KnotConsumers } from './knots/knot-consumer.ts';
+import type { KnotFrame } from './knots/knot-frame.ts';
+import { subsystemLogger } from './logger.ts';
+import { LogCollector } from './logs/log-collector.ts';
+import { LOGS_PREFIX, LogsServer } from './logs/logs-server.ts';
+import { Dispatcher } from './pipelines/dispatch.ts';
+import {
+  DISPATCH_TOPIC,
+  type DispatchMessage,
+  INTAKE_TOPIC,
+  Intake,
+  type IntakeMessage,
+} from './pipelines/intake.ts';
+import { createRunners, routingTable } from './pipelines/runners.ts';
+import { PIPELINE_NSID, StatusWriter } from './pipelines/status-writer.ts';
+
+const RKEY = /^[A-Za-z0-9._~:-]{1,512}$/;
+
+export interface SpindleOptions {
+  /** Replaces the configured runners (tests, the benchmark). */
+  runners?: Map<string, BuildRunner>;
+  knotBackoffMs?: { min: number; max: number };
+  jetstreamBackoffMs?: { min: number; max: number };
+  pingIntervalMs?: number;
+  /** Observes every trigger() that returned (benchmark). */
+  onTriggered?: (key: { knot: string; rkey: string; name: string }) => void;
+}
+
+export class Spindle {
+  readonly repos: RepoStore;
+  readonly pipelines: PipelineStore;
+  readonly lines: LogStore;
+  readonly runners: Map<string, BuildRunner>;
+  readonly knots: KnotConsumers;
+  readonly jetstream: JetstreamConsumer;
+  readonly events: EventsServer;
+  readonly logs: LogsServer;
+  private readonly ctx: AppContext;
+  private readonly collector: LogCollector;
+  private readonly backfill: Backfiller;
+
+  /** Builds every part; throws ConfigError when the engine map names an unknown runner. */
+  constructor(ctx: AppContext, options: SpindleOptions = {}) {
+    this.ctx = ctx;
+    const { config, db, queue, log } = ctx;
+    this.runners = options.runners ?? createRunners(config);
+    const routing = routingTable(config, this.runners);
+    const validator = new RecordValidator();
+    const cursors = new CursorStore(db);
+    this.repos = new RepoStore(db, config.owner);
+    this.pipelines = new PipelineStore(db);
+    this.lines = new LogStore(db);
+    this.collector = new LogCollector({
+      store: this.pipelines,
+      lines: this.lines,
+      log: subsystemLogger(log, 'logs'),
+    });
+    const statuses = new StatusWriter({
+      store: this.pipelines,
+      events: ctx.events,
+      onWritten: (key) => this.collector.notify(key),
+    });
+    const intake = new Intake({
+      store: this.pipelines,
+      repos: this.repos,
+      events: ctx.events,
+      queue,
+      statuses,
+      validator,
+      routing,
+      log: subsystemLogger(log, 'intake'),
+    });
+    const dispatcher = new Dispatcher({
+      store: this.pipelines,
+      statuses,
+      runners: this.runners,
+      log: subsystemLogger(log, 'dispatch'),
+      dev: config.dev,
+      pollIntervalMs: config.pollIntervalMs,
+      maxAttempts: config.queue.maxAttempts,
+      onBuild: (key, runner, buildId) => this.collector.attach(key, runner, buildId),
+      onTriggered: options.onTriggered,
+    });
+    queue.consume<IntakeMessage>(INTAKE_TOPIC, 'intake', (m) => {
+      intake.handle(m.payload);
+    });
+    queue.consume<DispatchMessage>(DISPATCH_TOPIC, 'dispatch', (m, d) => dispatcher.handle(m, d));
+
+    const discoveryLog = subsystemLogger(log, 'discovery');
+    const ingester = new RecordIngester({
+      repos: this.repos,
+      validator,
+      hostname: config.hostname,
+      owner: config.owner,
+      log: discoveryLog,
+      onMemberAdded: (did) => this.backfill.request(did, 'new member'),
+      onChange: () => void this.reconcileKnots(),
+    });
+    this.backfill = new Backfiller({
+      queue,
+      repos: this.repos,
+      ingester,
+      owner: config.owner,
+      identity: { plcUrl: config.plcUrl, dev: config.dev },
+      log: discoveryLog,
+    });
+    queue.consume<BackfillMessage>(BACKFILL_TOPIC, 'backfill', (m) => this.backfill.handle(m.payload));
+    this.jetstream = new JetstreamConsumer({
+      url: config.jetstreamUrl,
+      cursors,
+      log: subsystemLogger(log, 'jetstream'),
+      onEvent: (ev) => {
+        ingester.apply(ev);
+      },
+      onGap: (reason) => {
+        for (const did of new Set([config.owner, ...this.repos.members()]))
+          this.backfill.request(did, reason);
+      },
+      minBackoffMs: options.jetstreamBackoffMs?.min,
+      maxBackoffMs: options.jetstreamBackoffMs?.max,
+    });
+    this.knots = new KnotConsumers({
+      dev: config.dev,
+      cursors,
+      log: subsystemLogger(log, 'knots'),
+      onFrame: (knot, frame) => this.onKnotFrame(knot, frame, intake),
+      minBackoffMs: options.knotBackoffMs?.min,
+      maxBackoffMs: options.knotBackoffMs?.max,
+    });
+    const pingIntervalMs = options.pingIntervalMs ?? config.pingIntervalMs;
+    this.events = new EventsServer(ctx.events, subsystemLogger(log, 'events'), { pingIntervalMs });
+    this.logs = new LogsServer(
+      {
+        store: this.pipelines,
+        lines: this.lines,
+        collector: this.collector,
+        log: subsystemLogger(log, 'logs'),
+      },
+      { pingIntervalMs },
+    );
+  }
+
+  get upgradeRoutes(): UpgradeRoutes {
+    return {
+      '/events': (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+        this.events.handleUpgrade(req, socket, head),
+      [LOGS_PREFIX]: (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+        this.logs.handleUpgrade(req, socket, head),
+    };
+  }
+
+  /** Resumes log collection for unfinished builds, follows knots of served repos, joins Jetstream. */
+  async start(): Promise<void> {
+    for (const w of this.pipelines.unfinishedLogs()) {
+      const runner = w.runner ? this.runners.get(w.runner) : undefined;
+      if (runner && w.buildId) this.collector.attach(w, runner, w.buildId);
+      else this.pipelines.setLogsDone(w);
+    }
+    await this.reconcileKnots();
+    await this.jetstream.start();
+  }
+
+  /** Stops reading from the network first, then the servers and log collection. */
+  async stop(): Promise<void> {
+    await Promise.all([this.jetstream.stop(), this.knots.stop()]);
+    await Promise.all([this.events.close(), this.logs.close(), this.collector.stop()]);
+  }
+
+  private reconcileKnots(): Promise<void> {
+    return this.knots.reconcile(new Set(this.repos.servedRepos().map((r) => r.knot)));
+  }
+
+  private onKnotFrame(knot: string, frame: KnotFrame, intake: Intake): void {
+    if (frame.nsid !== PIPELINE_NSID) return;
+    if (!RKEY.test(frame.rkey)) {
+      this.ctx.log.warn(
+        { knot, rkey: frame.rkey.slice(0, 80) },
+        'pipeline frame with an invalid rkey skipped',
+      );
+      return;
+    }
+    intake.publish({ knot, rkey: frame.rkey, event: frame.event });
+  }
+}

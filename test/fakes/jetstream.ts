@@ -1,0 +1,105 @@
+/**
+ * A fake Jetstream (spindle protocol §3.1): `/subscribe?wantedCollections=…&cursor=<µs>`;
+ * commit events `{did, time_us, kind: "commit", commit: {rev, operation, collection, rkey,
+ * record?, cid?}}`, filtered by the wanted collections; with a cursor, events from that time
+ * on are replayed before live ones, as the real service does within its retention.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
+
+interface StoredEvent {
+  timeUs: number;
+  collection: string;
+  text: string;
+}
+
+interface Sub {
+  ws: WebSocket;
+  wanted: Set<string>;
+}
+
+export class FakeJetstream {
+  /** The request URL of every connection, in order. */
+  readonly connections: string[] = [];
+  private readonly events: StoredEvent[] = [];
+  private readonly subs = new Set<Sub>();
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private lastUs = 0;
+  private rev = 0;
+
+  private constructor(server: Server) {
+    this.server = server;
+    this.wss = new WebSocketServer({ server, path: '/subscribe' });
+    this.wss.on('connection', (ws, req) => {
+      this.connections.push(req.url ?? '');
+      const q = new URL(req.url ?? '/', 'http://x').searchParams;
+      const sub = { ws, wanted: new Set(q.getAll('wantedCollections')) };
+      const cursor = q.get('cursor');
+      if (cursor !== null && /^\d+$/.test(cursor)) {
+        for (const e of this.events) if (e.timeUs >= Number(cursor) && this.wants(sub, e)) ws.send(e.text);
+      }
+      this.subs.add(sub);
+      ws.on('close', () => this.subs.delete(sub));
+    });
+  }
+
+  static async start(): Promise<FakeJetstream> {
+    const server = createServer((_req, res) => res.writeHead(404).end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new FakeJetstream(server);
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${(this.server.address() as AddressInfo).port}/subscribe`;
+  }
+
+  get connected(): number {
+    return this.subs.size;
+  }
+
+  /** Publishes a commit event; returns its time_us. */
+  commit(
+    did: string,
+    collection: string,
+    rkey: string,
+    operation: 'create' | 'update' | 'delete',
+    record?: unknown,
+  ): number {
+    const timeUs = Math.max(Date.now() * 1000, this.lastUs + 1);
+    this.lastUs = timeUs;
+    const commit: Record<string, unknown> = { rev: `rev${++this.rev}`, operation, collection, rkey };
+    if (operation !== 'delete') {
+      commit.record = record;
+      commit.cid = `bafy${this.rev}`;
+    }
+    const text = JSON.stringify({ did, time_us: timeUs, kind: 'commit', commit });
+    this.push({ timeUs, collection, text });
+    return timeUs;
+  }
+
+  /** Sends a raw text frame to every subscriber (malformed-input tests). */
+  sendRaw(text: string): void {
+    for (const s of this.subs) s.ws.send(text);
+  }
+
+  dropConnections(): void {
+    for (const s of this.subs) s.ws.terminate();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.subs) s.ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private push(e: StoredEvent): void {
+    this.events.push(e);
+    for (const s of this.subs) if (this.wants(s, e)) s.ws.send(e.text);
+  }
+
+  private wants(sub: Sub, e: StoredEvent): boolean {
+    return sub.wanted.size === 0 || sub.wanted.has(e.collection);
+  }
+}

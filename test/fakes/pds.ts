@@ -1,0 +1,104 @@
+/**
+ * A fake PLC directory and PDS in one HTTP server: `GET /<did:plc>` answers a DID document
+ * whose `#atproto_pds` service points back at this server, and
+ * `GET /xrpc/com.atproto.repo.listRecords?repo&collection&limit&cursor` pages through the
+ * records stored here in record-key order, as a PDS does.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export class FakePds {
+  /** Paths (with query) of every request, in order. */
+  readonly requests: string[] = [];
+  /** did → collection → rkey → record */
+  private readonly repos = new Map<string, Map<string, Map<string, unknown>>>();
+  private readonly server: Server;
+  private failures = 0;
+
+  private constructor(server: Server) {
+    this.server = server;
+    server.on('request', (req, res) => this.route(req, res));
+  }
+
+  static async start(): Promise<FakePds> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new FakePds(server);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Makes `did` resolvable (its PDS is this server). */
+  addIdentity(did: string): void {
+    if (!this.repos.has(did)) this.repos.set(did, new Map());
+  }
+
+  putRecord(did: string, collection: string, rkey: string, value: unknown): void {
+    this.addIdentity(did);
+    const repo = this.repos.get(did)!;
+    if (!repo.has(collection)) repo.set(collection, new Map());
+    repo.get(collection)!.set(rkey, value);
+  }
+
+  deleteRecord(did: string, collection: string, rkey: string): void {
+    this.repos.get(did)?.get(collection)?.delete(rkey);
+  }
+
+  /** The next `n` requests fail with 503. */
+  failNext(n: number): void {
+    this.failures = n;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', this.url);
+    this.requests.push(url.pathname + url.search);
+    if (this.failures > 0) {
+      this.failures--;
+      return json(res, 503, { error: 'Unavailable', message: 'try later' });
+    }
+    const did = decodeURIComponent(url.pathname.slice(1));
+    if (req.method === 'GET' && did.startsWith('did:plc:')) {
+      if (!this.repos.has(did)) return json(res, 404, { message: 'DID not registered' });
+      return json(res, 200, {
+        '@context': ['https://www.w3.org/ns/did/v1'],
+        id: did,
+        alsoKnownAs: [],
+        verificationMethod: [],
+        service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: this.url }],
+      });
+    }
+    if (req.method === 'GET' && url.pathname === '/xrpc/com.atproto.repo.listRecords') {
+      return this.listRecords(url.searchParams, res);
+    }
+    json(res, 404, { error: 'MethodNotImplemented', message: 'not here' });
+  }
+
+  private listRecords(q: URLSearchParams, res: ServerResponse): void {
+    const repo = q.get('repo') ?? '';
+    const collection = q.get('collection') ?? '';
+    const limit = Math.min(100, Math.max(1, Number(q.get('limit') ?? 50)));
+    const cursor = q.get('cursor');
+    const records = this.repos.get(repo);
+    if (!records) return json(res, 400, { error: 'RepoNotFound', message: `Could not find repo: ${repo}` });
+    const rows = [...(records.get(collection) ?? new Map()).entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .filter(([rkey]) => cursor === null || rkey > cursor)
+      .slice(0, limit);
+    const body: Record<string, unknown> = {
+      records: rows.map(([rkey, value]) => ({ uri: `at://${repo}/${collection}/${rkey}`, cid: `bafy${rkey}`, value })),
+    };
+    if (rows.length === limit) body.cursor = rows.at(-1)![0];
+    json(res, 200, body);
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}

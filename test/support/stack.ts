@@ -1,0 +1,185 @@
+/**
+ * The real daemon (`bin/bobbin.js serve`) against faithful fakes: a Jetstream, a PLC + PDS and
+ * a knot, with helpers to onboard a repo and build pipeline records as a stock knot does.
+ */
+import { join } from 'node:path';
+import { FakeJetstream } from '../fakes/jetstream.ts';
+import { FakeKnot } from '../fakes/knot.ts';
+import { FakePds } from '../fakes/pds.ts';
+import { BOBBIN, type Spawned, spawnNode } from './process.ts';
+import { tempDir } from './temp.ts';
+import { waitFor } from './wait.ts';
+
+export const HOSTNAME = 'spindle.test';
+export const OWNER = 'did:plc:owner';
+
+export interface Stack {
+  jetstream: FakeJetstream;
+  pds: FakePds;
+  knot: FakeKnot;
+  dir: string;
+  db: string;
+  env: Record<string, string>;
+  daemon: Daemon;
+  /** Starts the daemon again on the same database (after `daemon.kill()` or `daemon.stop()`). */
+  restart(extraEnv?: Record<string, string>): Promise<Daemon>;
+  close(): Promise<void>;
+}
+
+export interface Daemon {
+  p: Spawned;
+  base: string;
+  port: number;
+  logs(): string;
+  kill(): Promise<void>;
+  stop(): Promise<number | string>;
+}
+
+export async function startDaemon(env: Record<string, string>): Promise<Daemon> {
+  const p = spawnNode(BOBBIN, ['serve'], env);
+  const line = await waitFor(
+    () =>
+      p
+        .stdout()
+        .split('\n')
+        .find((l) => l.includes('"msg":"listening"')) ?? (p.child.exitCode !== null ? 'exit' : ''),
+    'the listening log line',
+  );
+  if (line === 'exit') throw new Error(`bobbin exited early:\n${p.stderr()}\n${p.stdout()}`);
+  const port = JSON.parse(line).port as number;
+  return {
+    p,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    logs: () => p.stdout(),
+    async kill() {
+      p.child.kill('SIGKILL');
+      await p.exited;
+    },
+    async stop() {
+      p.child.kill('SIGTERM');
+      return p.exited;
+    },
+  };
+}
+
+export async function startStack(extraEnv: Record<string, string> = {}): Promise<Stack> {
+  const t = tempDir();
+  const [jetstream, pds, knot] = await Promise.all([FakeJetstream.start(), FakePds.start(), FakeKnot.start()]);
+  pds.addIdentity(OWNER);
+  const db = join(t.dir, 'bobbin.db');
+  const env = {
+    BOBBIN_HOSTNAME: HOSTNAME,
+    BOBBIN_OWNER: OWNER,
+    BOBBIN_LISTEN: '127.0.0.1:0',
+    BOBBIN_DB: db,
+    BOBBIN_JETSTREAM_URL: jetstream.url,
+    BOBBIN_PLC_URL: pds.url,
+    BOBBIN_DEV: '1',
+    BOBBIN_ENGINES: 'nixery=stub',
+    BOBBIN_POLL_INTERVAL: '100ms',
+    BOBBIN_SHUTDOWN_TIMEOUT: '3s',
+    BOBBIN_LOG_LEVEL: 'debug',
+    ...extraEnv,
+  };
+  const stack: Stack = {
+    jetstream,
+    pds,
+    knot,
+    dir: t.dir,
+    db,
+    env,
+    daemon: await startDaemon(env),
+    async restart(more = {}) {
+      stack.daemon = await startDaemon({ ...env, ...more });
+      return stack.daemon;
+    },
+    async close() {
+      stack.daemon.p.child.kill('SIGKILL');
+      await stack.daemon.p.exited;
+      await Promise.all([jetstream.close(), pds.close(), knot.close()]);
+      t.cleanup();
+    },
+  };
+  return stack;
+}
+
+let rkeys = 0;
+/** A fresh record key of TID shape (13 base32-sortable characters). */
+export function rkey(): string {
+  const n = (BigInt(Date.now()) * 1000n + BigInt(rkeys++ % 1000)) << 10n;
+  const chars = '234567abcdefghijklmnopqrstuvwxyz';
+  let s = '';
+  let v = n;
+  for (let i = 0; i < 13; i++) {
+    s = chars[Number(v & 31n)] + s;
+    v >>= 5n;
+  }
+  return s;
+}
+
+export function repoRecord(name: string, knot: string, spindle: string | undefined = HOSTNAME): Record<string, unknown> {
+  return {
+    $type: 'sh.tangled.repo',
+    name,
+    knot,
+    ...(spindle === undefined ? {} : { spindle }),
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** Puts a repo record on Jetstream (authored by `did`) and waits until the knot has a connection. */
+export async function onboard(stack: Stack, name = 'hello', did = OWNER): Promise<string> {
+  const key = rkey();
+  stack.jetstream.commit(did, 'sh.tangled.repo', key, 'create', repoRecord(name, stack.knot.host));
+  await waitFor(() => stack.knot.connected > 0, 'the knot connection');
+  return key;
+}
+
+export interface WorkflowSpec {
+  name: string;
+  engine?: string;
+  raw?: string;
+}
+
+/** A `sh.tangled.pipeline` record exactly as a stock knot sends it (push trigger). */
+export function pipelineRecord(
+  knot: string,
+  workflows: WorkflowSpec[],
+  repo: { did?: string; name?: string } = {},
+): Record<string, unknown> {
+  return {
+    $type: '',
+    triggerMetadata: {
+      kind: 'push',
+      push: {
+        newSha: '1111111111111111111111111111111111111111',
+        oldSha: '0000000000000000000000000000000000000000',
+        ref: 'refs/heads/main',
+      },
+      repo: { defaultBranch: '', did: repo.did ?? OWNER, knot, repo: repo.name ?? 'hello' },
+    },
+    workflows: workflows.map((w) => ({
+      clone: { depth: 0, skip: false, submodules: false },
+      engine: w.engine ?? 'nixery',
+      name: w.name,
+      raw: w.raw ?? stubWorkflow('success', '0s'),
+    })),
+  };
+}
+
+export function stubWorkflow(outcome: string, duration: string, steps = ['test']): string {
+  return [
+    'when:',
+    '  - event: ["push"]',
+    '    branch: ["main"]',
+    'engine: nixery',
+    'steps:',
+    ...steps.flatMap((s) => [`  - name: ${s}`, `    command: echo ${s}`]),
+    'bobbin:',
+    '  stub:',
+    `    outcome: ${outcome}`,
+    `    duration: ${duration}`,
+    '',
+  ].join('\n');
+}
