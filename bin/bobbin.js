@@ -9,3 +9,5 @@ if (!process.features.typescript) {
 }
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));
+// Everything is closed by now; should a stray handle keep the event loop alive, do not hang.
+setTimeout(() => process.exit(), 2000).unref();

@@ -32,6 +32,7 @@ const WANTED = new Set([
 export class KnotConsumers {
   private readonly o: KnotConsumerOptions;
   private readonly streams = new Map<string, StreamClient>();
+  private stopped = false;
 
   constructor(options: KnotConsumerOptions) {
     this.o = options;
@@ -43,6 +44,7 @@ export class KnotConsumers {
 
   /** Opens streams for knots newly needed and closes those no repo needs any more. */
   async reconcile(wanted: Iterable<string>): Promise<void> {
+    if (this.stopped) return;
     const want = new Set(wanted);
     const closing: Promise<void>[] = [];
     for (const [knot, stream] of this.streams) {
@@ -55,7 +57,9 @@ export class KnotConsumers {
     await Promise.all(closing);
   }
 
+  /** Closes every stream; later reconcile() calls do nothing. */
   async stop(): Promise<void> {
+    this.stopped = true;
     const all = [...this.streams.values()];
     this.streams.clear();
     await Promise.all(all.map((s) => s.stop()));

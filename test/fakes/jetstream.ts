@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
+import type { FakePds } from './pds.ts';
 
 interface StoredEvent {
   timeUs: number;
@@ -28,6 +29,8 @@ export class FakeJetstream {
   private readonly wss: WebSocketServer;
   private lastUs = 0;
   private rev = 0;
+  /** Where the records live: a commit seen on Jetstream is in its author's PDS too. */
+  pds: FakePds | undefined;
 
   private constructor(server: Server) {
     this.server = server;
@@ -74,6 +77,8 @@ export class FakeJetstream {
       commit.record = record;
       commit.cid = `bafy${this.rev}`;
     }
+    if (operation === 'delete') this.pds?.deleteRecord(did, collection, rkey);
+    else this.pds?.putRecord(did, collection, rkey, record);
     const text = JSON.stringify({ did, time_us: timeUs, kind: 'commit', commit });
     this.push({ timeUs, collection, text });
     return timeUs;

@@ -63,10 +63,15 @@ export async function startDaemon(env: Record<string, string>): Promise<Daemon> 
   };
 }
 
-export async function startStack(extraEnv: Record<string, string> = {}): Promise<Stack> {
+export async function startStack(
+  extraEnv: Record<string, string> = {},
+  seed: (pds: FakePds) => void = () => {},
+): Promise<Stack> {
   const t = tempDir();
   const [jetstream, pds, knot] = await Promise.all([FakeJetstream.start(), FakePds.start(), FakeKnot.start()]);
   pds.addIdentity(OWNER);
+  jetstream.pds = pds;
+  seed(pds);
   const db = join(t.dir, 'bobbin.db');
   const env = {
     BOBBIN_HOSTNAME: HOSTNAME,
@@ -79,6 +84,7 @@ export async function startStack(extraEnv: Record<string, string> = {}): Promise
     BOBBIN_ENGINES: 'nixery=stub',
     BOBBIN_POLL_INTERVAL: '100ms',
     BOBBIN_SHUTDOWN_TIMEOUT: '3s',
+    BOBBIN_QUEUE_INITIAL_BACKOFF: '100ms',
     BOBBIN_LOG_LEVEL: 'debug',
     ...extraEnv,
   };
@@ -118,12 +124,13 @@ export function rkey(): string {
   return s;
 }
 
-export function repoRecord(name: string, knot: string, spindle: string | undefined = HOSTNAME): Record<string, unknown> {
+/** A repo record; `spindle: null` leaves the field out. */
+export function repoRecord(name: string, knot: string, spindle: string | null = HOSTNAME): Record<string, unknown> {
   return {
     $type: 'sh.tangled.repo',
     name,
     knot,
-    ...(spindle === undefined ? {} : { spindle }),
+    ...(spindle === null ? {} : { spindle }),
     createdAt: new Date().toISOString(),
   };
 }

@@ -1,0 +1,146 @@
+/**
+ * Discovery against the real daemon: the Jetstream subscription and cursor (§17.3), members
+ * (§17.4), which repo records are served (§17.6) with §16.6's fixes, and the PDS backfill on
+ * first start and for new members.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { AppviewEvents } from './fakes/appview.ts';
+import { FakeKnot } from './fakes/knot.ts';
+import {
+  HOSTNAME,
+  OWNER,
+  pipelineRecord,
+  repoRecord,
+  rkey,
+  type Stack,
+  startStack,
+} from './support/stack.ts';
+import { sleep, waitFor } from './support/wait.ts';
+
+const ALICE = 'did:plc:alice';
+const MALLORY = 'did:plc:mallory';
+
+let s: Stack | undefined;
+const knots: FakeKnot[] = [];
+afterEach(async () => {
+  await s?.close();
+  s = undefined;
+  await Promise.all(knots.splice(0).map((k) => k.close()));
+});
+
+async function newKnot(): Promise<FakeKnot> {
+  const k = await FakeKnot.start();
+  knots.push(k);
+  return k;
+}
+
+function memberRecord(subject: string, instance = HOSTNAME) {
+  return { $type: 'sh.tangled.spindle.member', subject, instance, createdAt: new Date().toISOString() };
+}
+
+describe('the Jetstream subscription (§17.3)', () => {
+  it('asks for exactly the three collections with a µs cursor, and resumes from its cursor after a restart', async () => {
+    s = await startStack();
+    await waitFor(() => s!.jetstream.connected > 0, 'the jetstream connection');
+    const first = new URL(s.jetstream.connections[0]!, 'http://x').searchParams;
+    expect(first.getAll('wantedCollections')).toEqual([
+      'sh.tangled.spindle.member',
+      'sh.tangled.repo',
+      'sh.tangled.repo.collaborator',
+    ]);
+    expect(first.get('cursor')).toMatch(/^\d{16}$/);
+    const k = await newKnot();
+    const t = s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('hello', k.host));
+    await waitFor(() => k.connected > 0, 'the knot connection');
+    s.jetstream.sendRaw('not json');
+    s.jetstream.sendRaw('{"did":"did:plc:x","time_us":"soon","kind":"commit"}');
+    await s.daemon.stop();
+    await s.restart();
+    await waitFor(() => s!.jetstream.connections.length >= 2, `the jetstream reconnect: ${s!.jetstream.connections.length}`);
+    const resumed = Number(new URL(s.jetstream.connections[1]!, 'http://x').searchParams.get('cursor'));
+    // Resumed from the last handled event, rewound a few seconds: not from "now".
+    expect(resumed).toBeLessThanOrEqual(t);
+    expect(resumed).toBeGreaterThan(t - 60_000_000);
+  }, 30_000);
+});
+
+describe('members and repos (§17.4, §17.6, §16.6)', () => {
+  it("serves a member's repo only after the owner's member record for this instance", async () => {
+    s = await startStack();
+    s.pds.addIdentity(ALICE);
+    s.pds.addIdentity(MALLORY);
+    const [k1, k2, k3] = [await newKnot(), await newKnot(), await newKnot()];
+    await waitFor(() => s!.jetstream.connected > 0, 'the jetstream connection');
+
+    // Not a member yet, a member record by someone else, one for another instance: nothing.
+    s.jetstream.commit(ALICE, 'sh.tangled.repo', rkey(), 'create', repoRecord('a', k1.host));
+    s.jetstream.commit(MALLORY, 'sh.tangled.spindle.member', rkey(), 'create', memberRecord(ALICE));
+    s.jetstream.commit(OWNER, 'sh.tangled.spindle.member', rkey(), 'create', memberRecord(ALICE, 'elsewhere.example'));
+    s.jetstream.commit(ALICE, 'sh.tangled.repo', rkey(), 'create', repoRecord('b', k2.host));
+    // The owner's own repos that do not name this spindle: nothing either.
+    s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('c', k3.host, null));
+    s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('d', k3.host, '[[none]]'));
+    await sleep(1500);
+    expect([k1.connections.length, k2.connections.length, k3.connections.length]).toEqual([0, 0, 0]);
+
+    const membership = rkey();
+    s.jetstream.commit(OWNER, 'sh.tangled.spindle.member', membership, 'create', memberRecord(ALICE));
+    const repo = rkey();
+    s.jetstream.commit(ALICE, 'sh.tangled.repo', repo, 'create', repoRecord('e', k1.host));
+    await waitFor(() => k1.connected > 0, "the member's knot connection");
+
+    // A pipeline for a repo that is not served gives no status. (Repo "a", saved before Alice
+    // was a member, is served now: the member backfill found it, unlike a stock spindle.)
+    const app = new AppviewEvents();
+    await app.connect(s.daemon.base);
+    k1.emit('sh.tangled.pipeline', rkey(), pipelineRecord(k1.host, [{ name: 'x.yml' }], { did: ALICE, name: 'ghost' }));
+    const served = rkey();
+    k1.emit('sh.tangled.pipeline', served, pipelineRecord(k1.host, [{ name: 'x.yml' }], { did: ALICE, name: 'e' }));
+    await waitFor(() => app.statuses.size > 0, 'a status');
+    expect([...app.statuses.values()].every((r) => r.pipelineRkey === served)).toBe(true);
+    await app.close();
+
+    // Removing the member stops serving their repos: the knot is no longer followed.
+    s.jetstream.commit(OWNER, 'sh.tangled.spindle.member', membership, 'delete');
+    await waitFor(() => k1.connected === 0, 'the knot connection to close');
+  }, 30_000);
+
+  it('stops following a knot when its repo record is deleted or moves to another spindle', async () => {
+    s = await startStack();
+    const [k1, k2] = [await newKnot(), await newKnot()];
+    await waitFor(() => s!.jetstream.connected > 0, 'the jetstream connection');
+    const r1 = rkey();
+    const r2 = rkey();
+    s.jetstream.commit(OWNER, 'sh.tangled.repo', r1, 'create', repoRecord('one', k1.host));
+    s.jetstream.commit(OWNER, 'sh.tangled.repo', r2, 'create', repoRecord('two', k2.host));
+    await waitFor(() => k1.connected > 0 && k2.connected > 0, 'both knot connections');
+    s.jetstream.commit(OWNER, 'sh.tangled.repo', r1, 'delete');
+    s.jetstream.commit(OWNER, 'sh.tangled.repo', r2, 'update', repoRecord('two', k2.host, 'other.spindle.example'));
+    await waitFor(() => k1.connected === 0 && k2.connected === 0, 'both knot connections to close');
+  }, 30_000);
+});
+
+describe('backfill from the PDS', () => {
+  it("on first start, serves the owner's and members' repos without any Jetstream event", async () => {
+    const [k1, k2] = [await newKnot(), await newKnot()];
+    const stack = await startStack({}, (pds) => {
+      pds.putRecord(OWNER, 'sh.tangled.repo', rkey(), repoRecord('mine', k1.host));
+      pds.putRecord(OWNER, 'sh.tangled.repo', rkey(), repoRecord('not-here', k1.host, 'other.example'));
+      pds.putRecord(OWNER, 'sh.tangled.spindle.member', rkey(), memberRecord(ALICE));
+      pds.putRecord(ALICE, 'sh.tangled.repo', rkey(), repoRecord('theirs', k2.host));
+      pds.failNext(2);
+    });
+    s = stack;
+    await waitFor(() => k1.connected > 0 && k2.connected > 0, 'knot connections from the backfill', 20_000);
+    expect(stack.pds.requests.some((r) => r.includes('collection=sh.tangled.repo.collaborator'))).toBe(true);
+  }, 30_000);
+
+  it("backfills a new member's repos from their PDS", async () => {
+    s = await startStack();
+    const k = await newKnot();
+    s.pds.putRecord(ALICE, 'sh.tangled.repo', rkey(), repoRecord('older', k.host));
+    await waitFor(() => s!.jetstream.connected > 0, 'the jetstream connection');
+    s.jetstream.commit(OWNER, 'sh.tangled.spindle.member', rkey(), 'create', memberRecord(ALICE));
+    await waitFor(() => k.connected > 0, "the member's knot connection");
+  }, 30_000);
+});
