@@ -39,6 +39,9 @@ describe('loadConfig', () => {
       jetstreamUrl: 'wss://jetstream1.us-west.bsky.network/subscribe',
       plcUrl: 'https://plc.directory',
       dev: false,
+      engines: {},
+      pollIntervalMs: 1000,
+      pingIntervalMs: 30_000,
       logLevel: 'info',
       shutdownTimeoutMs: 20_000,
       queue: {
@@ -52,6 +55,17 @@ describe('loadConfig', () => {
         pollIntervalMs: 1000,
       },
     });
+  });
+
+  it('reads the engine map from the environment and from YAML, and rejects a malformed pair', () => {
+    expect(
+      loadConfig({ ...REQUIRED, BOBBIN_ENGINES: 'nixery=stub, docker = buildkite' }).config.engines,
+    ).toEqual({
+      nixery: 'stub',
+      docker: 'buildkite',
+    });
+    expect(() => loadConfig({ ...REQUIRED, BOBBIN_ENGINES: 'nixery' })).toThrow(/BOBBIN_ENGINES: expected/);
+    expect(() => loadConfig({ ...REQUIRED, BOBBIN_ENGINES: 'a b=stub' })).toThrow(/BOBBIN_ENGINES/);
   });
 
   it('names each missing required variable', () => {

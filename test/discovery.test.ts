@@ -56,7 +56,10 @@ describe('the Jetstream subscription (§17.3)', () => {
     s.jetstream.sendRaw('{"did":"did:plc:x","time_us":"soon","kind":"commit"}');
     await s.daemon.stop();
     await s.restart();
-    await waitFor(() => s!.jetstream.connections.length >= 2, `the jetstream reconnect: ${s!.jetstream.connections.length}`);
+    await waitFor(
+      () => s!.jetstream.connections.length >= 2,
+      `the jetstream reconnect: ${s!.jetstream.connections.length}`,
+    );
     const resumed = Number(new URL(s.jetstream.connections[1]!, 'http://x').searchParams.get('cursor'));
     // Resumed from the last handled event, rewound a few seconds: not from "now".
     expect(resumed).toBeLessThanOrEqual(t);
@@ -75,7 +78,13 @@ describe('members and repos (§17.4, §17.6, §16.6)', () => {
     // Not a member yet, a member record by someone else, one for another instance: nothing.
     s.jetstream.commit(ALICE, 'sh.tangled.repo', rkey(), 'create', repoRecord('a', k1.host));
     s.jetstream.commit(MALLORY, 'sh.tangled.spindle.member', rkey(), 'create', memberRecord(ALICE));
-    s.jetstream.commit(OWNER, 'sh.tangled.spindle.member', rkey(), 'create', memberRecord(ALICE, 'elsewhere.example'));
+    s.jetstream.commit(
+      OWNER,
+      'sh.tangled.spindle.member',
+      rkey(),
+      'create',
+      memberRecord(ALICE, 'elsewhere.example'),
+    );
     s.jetstream.commit(ALICE, 'sh.tangled.repo', rkey(), 'create', repoRecord('b', k2.host));
     // The owner's own repos that do not name this spindle: nothing either.
     s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('c', k3.host, null));
@@ -93,9 +102,17 @@ describe('members and repos (§17.4, §17.6, §16.6)', () => {
     // was a member, is served now: the member backfill found it, unlike a stock spindle.)
     const app = new AppviewEvents();
     await app.connect(s.daemon.base);
-    k1.emit('sh.tangled.pipeline', rkey(), pipelineRecord(k1.host, [{ name: 'x.yml' }], { did: ALICE, name: 'ghost' }));
+    k1.emit(
+      'sh.tangled.pipeline',
+      rkey(),
+      pipelineRecord(k1.host, [{ name: 'x.yml' }], { did: ALICE, name: 'ghost' }),
+    );
     const served = rkey();
-    k1.emit('sh.tangled.pipeline', served, pipelineRecord(k1.host, [{ name: 'x.yml' }], { did: ALICE, name: 'e' }));
+    k1.emit(
+      'sh.tangled.pipeline',
+      served,
+      pipelineRecord(k1.host, [{ name: 'x.yml' }], { did: ALICE, name: 'e' }),
+    );
     await waitFor(() => app.statuses.size > 0, 'a status');
     expect([...app.statuses.values()].every((r) => r.pipelineRkey === served)).toBe(true);
     await app.close();
@@ -115,7 +132,13 @@ describe('members and repos (§17.4, §17.6, §16.6)', () => {
     s.jetstream.commit(OWNER, 'sh.tangled.repo', r2, 'create', repoRecord('two', k2.host));
     await waitFor(() => k1.connected > 0 && k2.connected > 0, 'both knot connections');
     s.jetstream.commit(OWNER, 'sh.tangled.repo', r1, 'delete');
-    s.jetstream.commit(OWNER, 'sh.tangled.repo', r2, 'update', repoRecord('two', k2.host, 'other.spindle.example'));
+    s.jetstream.commit(
+      OWNER,
+      'sh.tangled.repo',
+      r2,
+      'update',
+      repoRecord('two', k2.host, 'other.spindle.example'),
+    );
     await waitFor(() => k1.connected === 0 && k2.connected === 0, 'both knot connections to close');
   }, 30_000);
 });

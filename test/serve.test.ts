@@ -151,8 +151,17 @@ describe('bobbin CLI', () => {
     expect(stderr).toMatch(/unknown command "frobnicate"/);
   });
 
-  it('runs the demo to completion', async () => {
-    const { code, stdout } = await runBobbin(['demo']);
+  it('runs the spindle demo: one success, one failure, one unknown engine', async () => {
+    const { code, stdout, stderr } = await runBobbin(['demo']);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/^ {2}build\.yml +nixery +pending → running → success *$/m);
+    expect(stdout).toMatch(/^ {2}lint\.yml +nixery +pending → running → failed +exit code 2$/m);
+    expect(stdout).toMatch(/^ {2}deploy\.yml +docker +failed +unknown engine "docker"$/m);
+    expect(stdout).toMatch(/0 undecodable/);
+  });
+
+  it('runs the queue demo to completion', async () => {
+    const { code, stdout } = await runBobbin(['demo', 'queue']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/all 6 jobs handled exactly once/);
   });

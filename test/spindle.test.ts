@@ -91,7 +91,9 @@ describe('a pipeline end to end (§17.7, §17.11, §17.14, §17.25)', () => {
   });
 
   it('frames each status as stock does, with the knot AT-URI, a fresh TID and an RFC 3339 createdAt', () => {
-    const frames = app.frames.map((f) => JSON.parse(f)).filter((f) => f.event.pipeline?.endsWith(`/${pipeline}`));
+    const frames = app.frames
+      .map((f) => JSON.parse(f))
+      .filter((f) => f.event.pipeline?.endsWith(`/${pipeline}`));
     expect(frames).toHaveLength(6);
     for (const f of frames) {
       expect(Object.keys(f).sort()).toEqual(['created', 'event', 'nsid', 'rkey']);
@@ -104,7 +106,9 @@ describe('a pipeline end to end (§17.7, §17.11, §17.14, §17.25)', () => {
   });
 
   it('announces the pipeline on /events before its statuses (2026 §4.1)', () => {
-    const nsids = app.frames.map((f) => JSON.parse(f)).filter((f) => f.rkey === pipeline || f.event.pipeline?.endsWith(`/${pipeline}`));
+    const nsids = app.frames
+      .map((f) => JSON.parse(f))
+      .filter((f) => f.rkey === pipeline || f.event.pipeline?.endsWith(`/${pipeline}`));
     expect(nsids[0].nsid).toBe('sh.tangled.pipeline');
     expect(nsids[0].event.triggerMetadata.repo.repo).toBe('hello');
   });
@@ -140,7 +144,10 @@ describe('a pipeline end to end (§17.7, §17.11, §17.14, §17.25)', () => {
     const before = app.frames.length;
     const connections = s.knot.connections.length;
     s.knot.dropConnections();
-    await waitFor(() => s.knot.connections.length > connections && s.knot.connected > 0, 'the knot reconnect');
+    await waitFor(
+      () => s.knot.connections.length > connections && s.knot.connected > 0,
+      'the knot reconnect',
+    );
     // The reconnect rewinds its cursor, so the knot replays the pipeline frame.
     expect(s.knot.connections.at(-1)).toMatch(/^\/events\?cursor=\d+$/);
     const cursor = BigInt(s.knot.connections.at(-1)!.split('=')[1]!);
@@ -181,7 +188,11 @@ describe('a pipeline end to end (§17.7, §17.11, §17.14, §17.25)', () => {
 describe('workflows that cannot run (§17.8, §17.19)', () => {
   it('fails an unknown engine once, with the stock error, and shows the error in its logs', async () => {
     const pipeline = rkey();
-    s.knot.emit('sh.tangled.pipeline', pipeline, pipelineRecord(s.knot.host, [{ name: 'docker.yml', engine: 'docker', raw: PLAIN }]));
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      pipeline,
+      pipelineRecord(s.knot.host, [{ name: 'docker.yml', engine: 'docker', raw: PLAIN }]),
+    );
     await finished(pipeline, 1);
     await sleep(300);
     const rows = statusesOf(pipeline);
@@ -218,20 +229,34 @@ describe('input that produces no statuses (§17.9, §17.10)', () => {
     const before = app.frames.length;
     const ignored = [rkey(), rkey(), rkey(), rkey(), rkey()];
     s.knot.emit('sh.tangled.git.refUpdate', ignored[0]!, { ref: 'refs/heads/main', newSha: 'a'.repeat(40) });
-    s.knot.emit('sh.tangled.pipeline', ignored[1]!, pipelineRecord(s.knot.host, [{ name: 'x.yml' }], { name: 'not-served' }));
-    s.knot.emit('sh.tangled.pipeline', ignored[2]!, pipelineRecord('other.knot.example', [{ name: 'x.yml' }]));
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      ignored[1]!,
+      pipelineRecord(s.knot.host, [{ name: 'x.yml' }], { name: 'not-served' }),
+    );
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      ignored[2]!,
+      pipelineRecord('other.knot.example', [{ name: 'x.yml' }]),
+    );
     s.knot.emit('sh.tangled.pipeline', ignored[3]!, { ...pipelineRecord(s.knot.host, []), workflows: [] });
     s.knot.emit('sh.tangled.pipeline', ignored[4]!, { triggerMetadata: 'wrong type', workflows: 7 });
     s.knot.sendRaw('this is not json');
     s.knot.sendRaw('[1,2,3]');
     s.knot.sendRaw('{"rkey":5,"nsid":"sh.tangled.pipeline","event":{}}');
     s.knot.sendRaw(JSON.stringify({ rkey: 'x'.repeat(600), nsid: 'sh.tangled.pipeline', event: {} }));
-    s.knot.emit('sh.tangled.pipeline', 'x', pipelineRecord(s.knot.host, [{ name: 'bad\u0000name.yml' }], { did: 7 as unknown as string }));
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      'x',
+      pipelineRecord(s.knot.host, [{ name: 'bad\u0000name.yml' }], { did: 7 as unknown as string }),
+    );
     const sentinel = rkey();
     s.knot.emit('sh.tangled.pipeline', sentinel, pipelineRecord(s.knot.host, [{ name: 'after.yml' }]));
     await waitFor(() => statusesOf(sentinel).length > 0, 'the sentinel pipeline');
     const newFrames = app.frames.slice(before).map((f) => JSON.parse(f));
-    const touched = newFrames.map((f) => (f.nsid === 'sh.tangled.pipeline' ? f.rkey : f.event.pipeline.split('/').at(-1)));
+    const touched = newFrames.map((f) =>
+      f.nsid === 'sh.tangled.pipeline' ? f.rkey : f.event.pipeline.split('/').at(-1),
+    );
     expect(touched.every((r: string) => r === sentinel)).toBe(true);
     expect((await fetch(`${s.daemon.base}/healthz`)).status).toBe(200);
   });
@@ -251,7 +276,9 @@ describe('/events cursors (§17.12, §17.13)', () => {
   });
 
   it('backfills everything after a cursor in created order, then goes live', async () => {
-    const all = app.frames.map((f) => JSON.parse(f, (k, v, c?: { source?: string }) => (k === 'created' && c?.source ? BigInt(c.source) : v)));
+    const all = app.frames.map((f) =>
+      JSON.parse(f, (k, v, c?: { source?: string }) => (k === 'created' && c?.source ? BigInt(c.source) : v)),
+    );
     const cursor = all[2].created as bigint;
     const late = new AppviewEvents({ cursor });
     await late.connect(s.daemon.base);
@@ -270,7 +297,9 @@ describe('live logs, unknown workflows and pings (§17.15, §17.17, §17.20)', (
     s.knot.emit(
       'sh.tangled.pipeline',
       pipeline,
-      pipelineRecord(s.knot.host, [{ name: 'slow.yml', raw: stubWorkflow('success', '3s', ['one', 'two', 'three']) }]),
+      pipelineRecord(s.knot.host, [
+        { name: 'slow.yml', raw: stubWorkflow('success', '3s', ['one', 'two', 'three']) },
+      ]),
     );
     await waitFor(() => app.history(pipeline, 'slow.yml').length > 0, 'pending');
     let firstLineAt = 0;

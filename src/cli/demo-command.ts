@@ -1,119 +1,163 @@
+/**
+ * `bobbin demo`: the whole spindle flow on this machine, with no account and no network. A
+ * fake Jetstream, PLC/PDS and knot run in-process; bobbin serves on a free local port with a
+ * temporary database; the owner's repo is onboarded, a knot sends a push pipeline with three
+ * workflows (one succeeds, one fails, one names an engine nobody runs), and the /events
+ * frames and logs are shown as an appview would show them.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '../db/database.ts';
-import { QueueStore } from '../db/queue-store.ts';
-import { PermanentError, RetryableError } from '../errors.ts';
+import { AppviewEvents, readLogs } from '../../test/fakes/appview.ts';
+import { FakeJetstream } from '../../test/fakes/jetstream.ts';
+import { FakeKnot } from '../../test/fakes/knot.ts';
+import { FakePds } from '../../test/fakes/pds.ts';
+import { loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
-import { Queue } from '../queue/index.ts';
+import { Service } from '../service.ts';
 import { EXIT } from './exit-codes.ts';
 import { type Output, table } from './output.ts';
+import { queueDemo } from './queue-demo.ts';
 
-interface Job {
-  repo: string;
-  id: string;
-  kind: 'ok' | 'flaky' | 'wait' | 'broken';
-}
+const HOSTNAME = 'spindle.demo';
+const OWNER = 'did:plc:demoowner';
+const TERMINAL = new Set(['success', 'failed', 'timeout', 'cancelled']);
 
-const JOBS: Job[] = [
-  { repo: 'alice/app', id: 'push-1', kind: 'ok' },
-  { repo: 'alice/app', id: 'push-2', kind: 'ok' },
-  { repo: 'bob/lib', id: 'flaky-1', kind: 'flaky' },
-  { repo: 'carol/site', id: 'wait-1', kind: 'wait' },
-  { repo: 'carol/site', id: 'after-wait', kind: 'ok' },
-  { repo: 'dave/tool', id: 'broken-1', kind: 'broken' },
+const WORKFLOWS = [
+  {
+    name: 'build.yml',
+    engine: 'nixery',
+    raw: `when:\n  - event: ["push"]\n    branch: ["main"]\nengine: nixery\nsteps:\n  - name: install\n    command: npm ci\n  - name: test\n    command: npm test\nbobbin:\n  stub:\n    outcome: success\n    duration: 1500ms\n`,
+  },
+  {
+    name: 'lint.yml',
+    engine: 'nixery',
+    raw: `engine: nixery\nsteps:\n  - name: lint\n    command: npm run lint\nbobbin:\n  stub:\n    outcome: failure\n    duration: 800ms\n    exitCode: 2\n`,
+  },
+  {
+    name: 'deploy.yml',
+    engine: 'docker',
+    raw: `engine: docker\nsteps:\n  - name: deploy\n    command: ./deploy.sh\n`,
+  },
 ];
 
-/**
- * `bobbin demo`: the durable queue every processing step runs on, shown on a temporary
- * database: per-repository order, retry with backoff, hold, dead-letter and replay, dedup.
- */
-export async function demoCommand(io: Output): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'bobbin-demo-'));
-  const db = openDatabase(join(dir, 'demo.db'));
-  const queue = new Queue(new QueueStore(db), createLogger('silent'), {
-    initialBackoffMs: 200,
-    maxAttempts: 3,
-    pollIntervalMs: 100,
-  });
+export async function demoCommand(args: string[], io: Output): Promise<number> {
+  if (args[0] === 'queue') return queueDemo(io);
+  if (args.length > 0) {
+    io.err(`bobbin demo: unknown argument ${JSON.stringify(args[0])} (try: bobbin demo, bobbin demo queue)`);
+    return EXIT.usage;
+  }
   const t0 = Date.now();
-  const at = () => `+${String(Date.now() - t0).padStart(5)} ms`;
-  const say = (repo: string, id: string, text: string) =>
-    io.out(`  ${at()}  ${repo.padEnd(10)}  ${id.padEnd(10)}  ${text}`);
-  let fixed = false;
-  let handled = 0;
-  const flakyFailed = new Set<string>();
-  const held = new Set<string>();
-
-  io.out('bobbin demo: the durable queue that every step of bobbin runs on');
-  io.out(`temporary database ${join(dir, 'demo.db')}; topic "demo.build", one partition per repository\n`);
-  queue.consume<Job>('demo.build', 'builds', async (m, d) => {
-    const job = m.payload;
-    const tag = `attempt ${d.attempt}`;
-    await new Promise((r) => setTimeout(r, 30));
-    if (job.kind === 'flaky' && !flakyFailed.has(job.id)) {
-      flakyFailed.add(job.id);
-      say(job.repo, job.id, `${tag}: runner busy → retry after 200 ms backoff`);
-      throw new RetryableError('runner busy');
-    }
-    if (job.kind === 'wait' && !held.has(job.id)) {
-      held.add(job.id);
-      say(job.repo, job.id, `${tag}: build still running → hold 400 ms (repo's later work waits)`);
-      d.hold(400);
-      return;
-    }
-    if (job.kind === 'broken' && !fixed) {
-      say(job.repo, job.id, `${tag}: workflow is invalid → dead-lettered`);
-      throw new PermanentError('invalid workflow: steps must be a list');
-    }
-    handled++;
-    say(job.repo, job.id, `${tag}: done`);
-  });
-  queue.start();
-
-  for (const job of JOBS) queue.publish('demo.build', job.repo, job.id, job);
-  const again = queue.publish('demo.build', 'alice/app', 'push-1', JOBS[0]);
-  io.out(
-    `published ${JOBS.length} jobs; publishing alice/app push-1 again: ${again.published ? 'stored' : 'ignored (same id)'}\n`,
-  );
-
-  await until(() => handled === JOBS.length - 1 && queue.deadLetters('demo.build').length === 1);
-  io.out('');
-  printStats(queue, io);
-  const [letter] = queue.deadLetters('demo.build');
-  io.out(`\ndead letter: ${letter?.partitionKey} ${letter?.id}: ${letter?.lastError}`);
-  io.out('fixing the workflow and replaying it (bobbin queue dlq replay demo.build):');
-  fixed = true;
-  queue.replayDeadLetters('demo.build');
-  await until(() => handled === JOBS.length);
-  io.out('');
-  printStats(queue, io);
-  await queue.stop(1000);
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
-  io.out(`\nall ${JOBS.length} jobs handled exactly once in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return EXIT.ok;
-}
-
-function printStats(queue: Queue, io: Output): void {
-  const { groups, dead } = queue.store.stats(Date.now());
-  const rows = groups.map((g) => [
-    g.topic,
-    g.group,
-    g.ready,
-    g.retrying,
-    g.inFlight,
-    g.held,
-    dead.get(g.topic) ?? 0,
+  const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)}s`;
+  const dir = mkdtempSync(join(tmpdir(), 'bobbin-demo-'));
+  const [jetstream, pds, knot] = await Promise.all([
+    FakeJetstream.start(),
+    FakePds.start(),
+    FakeKnot.start(),
   ]);
-  for (const line of table(['TOPIC', 'GROUP', 'READY', 'RETRYING', 'IN FLIGHT', 'HELD', 'DEAD'], rows))
-    io.out(line);
+  jetstream.pds = pds;
+  pds.addIdentity(OWNER);
+  const { config } = loadConfig({
+    BOBBIN_HOSTNAME: HOSTNAME,
+    BOBBIN_OWNER: OWNER,
+    BOBBIN_LISTEN: '127.0.0.1:0',
+    BOBBIN_DB: join(dir, 'bobbin.db'),
+    BOBBIN_JETSTREAM_URL: jetstream.url,
+    BOBBIN_PLC_URL: pds.url,
+    BOBBIN_DEV: '1',
+    BOBBIN_ENGINES: 'nixery=stub',
+    BOBBIN_POLL_INTERVAL: '100ms',
+  });
+  const service = Service.create(config, createLogger('silent'));
+  const appview = new AppviewEvents();
+  try {
+    await service.start();
+    const base = `http://127.0.0.1:${service.port}`;
+    io.out(`${at()}  bobbin serves ${HOSTNAME} at ${base} (owner ${OWNER}, database in ${dir})`);
+    io.out(`${at()}  fakes: Jetstream ${jetstream.url}, PLC+PDS ${pds.url}, knot ${knot.host}`);
+    await appview.connect(base);
+    io.out(`${at()}  an appview subscribes to ${base.replace('http', 'ws')}/events`);
+
+    jetstream.commit(OWNER, 'sh.tangled.repo', '3kdemorepo222', 'create', {
+      $type: 'sh.tangled.repo',
+      name: 'hello',
+      knot: knot.host,
+      spindle: HOSTNAME,
+      createdAt: new Date().toISOString(),
+    });
+    io.out(`${at()}  Jetstream: ${OWNER} saves repo "hello" on knot ${knot.host} with spindle ${HOSTNAME}`);
+    await until(() => knot.connected > 0, 10_000);
+    io.out(`${at()}  bobbin follows the knot: ws://${knot.host}${knot.connections[0]}`);
+
+    const rkey = '3kdemopipe222';
+    knot.emit('sh.tangled.pipeline', rkey, {
+      $type: '',
+      triggerMetadata: {
+        kind: 'push',
+        push: { ref: 'refs/heads/main', newSha: 'c0ffee'.padEnd(40, '0'), oldSha: '0'.repeat(40) },
+        repo: { defaultBranch: '', did: OWNER, knot: knot.host, repo: 'hello' },
+      },
+      workflows: WORKFLOWS.map((w) => ({ ...w, clone: { depth: 0, skip: false, submodules: false } })),
+    });
+    io.out(
+      `${at()}  knot: push to refs/heads/main → pipeline ${rkey} with ${WORKFLOWS.map((w) => w.name).join(', ')}`,
+    );
+    io.out('');
+    io.out('  /events frames, as the appview receives them:');
+    let shown = 0;
+    await until(() => {
+      for (const text of appview.frames.slice(shown)) io.out(`  ${at()}  ${describeFrame(text)}`);
+      shown = appview.frames.length;
+      const latest = Object.values(appview.latest(rkey));
+      return latest.length === WORKFLOWS.length && latest.every((r) => TERMINAL.has(r.status));
+    }, 25_000);
+
+    io.out('');
+    io.out(`  logs, as the appview renders /logs/${knot.host}/${rkey}/<workflow>:`);
+    for (const w of WORKFLOWS) {
+      const logs = await readLogs(base, { knot: knot.host, rkey, workflow: w.name });
+      io.out(`    ${w.name} (closed ${logs.closeCode ?? `HTTP ${logs.refused}`})`);
+      for (const step of logs.steps) {
+        io.out(`      ▸ ${step.title}${step.command ? `  $ ${step.command}` : ''}`);
+        for (const line of step.body) io.out(`          ${line}`);
+      }
+    }
+
+    io.out('');
+    const latest = appview.latest(rkey);
+    const rows = WORKFLOWS.map((w) => {
+      const r = latest[w.name]!;
+      return [w.name, w.engine, appview.history(rkey, w.name).join(' → '), r.error ?? ''];
+    });
+    for (const line of table(['workflow', 'engine', 'statuses', 'error'], rows)) io.out(`  ${line}`);
+    io.out('');
+    io.out(
+      `  ${appview.frames.length} frames on /events, ${appview.statuses.size} statuses, ${appview.fatal} undecodable; done in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    return EXIT.ok;
+  } finally {
+    await appview.close();
+    await service.stop();
+    await Promise.all([jetstream.close(), pds.close(), knot.close()]);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
-async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+function describeFrame(text: string): string {
+  const f = JSON.parse(text) as { nsid: string; rkey: string; event: Record<string, unknown> };
+  if (f.nsid === 'sh.tangled.pipeline') {
+    const workflows = (f.event.workflows as Array<{ name: string }>).map((w) => w.name).join(', ');
+    return `sh.tangled.pipeline ${f.rkey}: ${workflows}`;
+  }
+  const e = f.event;
+  const error = e.error ? `  error=${JSON.stringify(e.error)} exitCode=${e.exitCode}` : '';
+  return `status ${f.rkey}  ${String(e.workflow).padEnd(11)} ${String(e.status).padEnd(8)} createdAt=${e.createdAt}${error}`;
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('demo did not finish in time');
-    await new Promise((r) => setTimeout(r, 20));
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`demo timed out after ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -13,7 +13,8 @@ usage: bobbin <command> [options]
 
 commands:
   serve      run the spindle daemon (configured by BOBBIN_* variables; see README)
-  demo       run a self-contained demonstration on a temporary database, then exit
+  demo       run the whole spindle flow locally (fake Jetstream, knot, appview), then exit;
+             "demo queue" shows the durable queue alone
   doctor     check the configuration, the database and the environment
   queue      inspect the durable queue: stats, dlq list | replay | drop  (bobbin queue --help)
   help       show this text
@@ -32,7 +33,7 @@ export async function main(
       case 'serve':
         return await serveCommand(env);
       case 'demo':
-        return await demoCommand(io);
+        return await demoCommand(rest, io);
       case 'doctor':
         return doctorCommand(env, io);
       case 'queue':

@@ -37,7 +37,8 @@ export class RepoStore {
                          AND (owner = @owner OR owner IN (SELECT subject FROM members)) LIMIT 1`),
       servedByDid: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
                       WHERE repo_did = @repoDid AND (owner = @owner OR owner IN (SELECT subject FROM members))`),
-      putCollaborator: p(`INSERT INTO collaborators (author, rkey, subject, repo, updated_at) VALUES (?, ?, ?, ?, ?)
+      putCollaborator:
+        p(`INSERT INTO collaborators (author, rkey, subject, repo, updated_at) VALUES (?, ?, ?, ?, ?)
                           ON CONFLICT (author, rkey) DO UPDATE SET subject = excluded.subject, repo = excluded.repo,
                             updated_at = excluded.updated_at`),
       removeCollaborator: p('DELETE FROM collaborators WHERE author = ? AND rkey = ?'),

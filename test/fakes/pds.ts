@@ -61,21 +61,27 @@ export class FakePds {
     this.requests.push(url.pathname + url.search);
     if (this.failures > 0) {
       this.failures--;
-      return json(res, 503, { error: 'Unavailable', message: 'try later' });
+      json(res, 503, { error: 'Unavailable', message: 'try later' });
+      return;
     }
     const did = decodeURIComponent(url.pathname.slice(1));
     if (req.method === 'GET' && did.startsWith('did:plc:')) {
-      if (!this.repos.has(did)) return json(res, 404, { message: 'DID not registered' });
-      return json(res, 200, {
+      if (!this.repos.has(did)) {
+        json(res, 404, { message: 'DID not registered' });
+        return;
+      }
+      json(res, 200, {
         '@context': ['https://www.w3.org/ns/did/v1'],
         id: did,
         alsoKnownAs: [],
         verificationMethod: [],
         service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: this.url }],
       });
+      return;
     }
     if (req.method === 'GET' && url.pathname === '/xrpc/com.atproto.repo.listRecords') {
-      return this.listRecords(url.searchParams, res);
+      this.listRecords(url.searchParams, res);
+      return;
     }
     json(res, 404, { error: 'MethodNotImplemented', message: 'not here' });
   }
@@ -86,13 +92,20 @@ export class FakePds {
     const limit = Math.min(100, Math.max(1, Number(q.get('limit') ?? 50)));
     const cursor = q.get('cursor');
     const records = this.repos.get(repo);
-    if (!records) return json(res, 400, { error: 'RepoNotFound', message: `Could not find repo: ${repo}` });
+    if (!records) {
+      json(res, 400, { error: 'RepoNotFound', message: `Could not find repo: ${repo}` });
+      return;
+    }
     const rows = [...(records.get(collection) ?? new Map()).entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .filter(([rkey]) => cursor === null || rkey > cursor)
       .slice(0, limit);
     const body: Record<string, unknown> = {
-      records: rows.map(([rkey, value]) => ({ uri: `at://${repo}/${collection}/${rkey}`, cid: `bafy${rkey}`, value })),
+      records: rows.map(([rkey, value]) => ({
+        uri: `at://${repo}/${collection}/${rkey}`,
+        cid: `bafy${rkey}`,
+        value,
+      })),
     };
     if (rows.length === limit) body.cursor = rows.at(-1)![0];
     json(res, 200, body);

@@ -68,7 +68,11 @@ export async function startStack(
   seed: (pds: FakePds) => void = () => {},
 ): Promise<Stack> {
   const t = tempDir();
-  const [jetstream, pds, knot] = await Promise.all([FakeJetstream.start(), FakePds.start(), FakeKnot.start()]);
+  const [jetstream, pds, knot] = await Promise.all([
+    FakeJetstream.start(),
+    FakePds.start(),
+    FakeKnot.start(),
+  ]);
   pds.addIdentity(OWNER);
   jetstream.pds = pds;
   seed(pds);
@@ -125,7 +129,11 @@ export function rkey(): string {
 }
 
 /** A repo record; `spindle: null` leaves the field out. */
-export function repoRecord(name: string, knot: string, spindle: string | null = HOSTNAME): Record<string, unknown> {
+export function repoRecord(
+  name: string,
+  knot: string,
+  spindle: string | null = HOSTNAME,
+): Record<string, unknown> {
   return {
     $type: 'sh.tangled.repo',
     name,
