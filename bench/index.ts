@@ -5,8 +5,9 @@
 import { cpus, totalmem } from 'node:os';
 import Database from 'better-sqlite3';
 import { queueBench } from './queue.ts';
+import { spindleBench } from './spindle.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { queue: queueBench };
+const BENCHES: Record<string, () => Promise<void>> = { queue: queueBench, spindle: spindleBench };
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

@@ -9,6 +9,8 @@ import { NanoClock } from './nano-clock.ts';
 export interface LoggedEvent extends StoredEvent {
   /** The wire frame, built once and shared by every reader. */
   frame: string;
+  /** The frame as UTF-8, encoded once for live events rather than once per reader. */
+  bytes?: Buffer;
 }
 
 export interface EventLogOptions {
@@ -23,6 +25,7 @@ export class EventLog {
   private readonly store: EventStore;
   private readonly clock: NanoClock;
   private readonly recentLimit: number;
+  private readonly trimChunk: number;
   private recent: LoggedEvent[] = [];
   /** Every event with `created` above this is in `recent`. */
   private memoryFloor: bigint;
@@ -35,6 +38,7 @@ export class EventLog {
     const last = store.lastCreated();
     this.clock = options.clock ?? new NanoClock(last ?? 0n);
     this.recentLimit = options.recent ?? 10_000;
+    this.trimChunk = Math.max(1, Math.floor(this.recentLimit / 10));
     this.memoryFloor = last ?? -1n;
   }
 
@@ -44,8 +48,8 @@ export class EventLog {
    */
   append(nsid: string, rkey: string, record: object): LoggedEvent {
     const existing = this.store.find(nsid, rkey);
-    if (existing) return withFrame(existing);
-    const e = withFrame({ created: this.clock.next(), nsid, rkey, event: sortedJson(record) });
+    if (existing) return withFrame(existing, false);
+    const e = withFrame({ created: this.clock.next(), nsid, rkey, event: sortedJson(record) }, true);
     this.store.insert(e);
     if (this.batch) this.batch.push(e);
     else this.publish(e);
@@ -75,7 +79,8 @@ export class EventLog {
 
   private publish(e: LoggedEvent): void {
     this.recent.push(e);
-    if (this.recent.length > this.recentLimit) {
+    // Trim in chunks: shifting the whole array on every append would cost O(recent) each time.
+    if (this.recent.length > this.recentLimit + this.trimChunk) {
       const dropped = this.recent.splice(0, this.recent.length - this.recentLimit);
       this.memoryFloor = dropped.at(-1)!.created;
     }
@@ -88,7 +93,7 @@ export class EventLog {
       const from = firstAfter(this.recent, cursor);
       return this.recent.slice(from, from + limit);
     }
-    return this.store.after(cursor, limit).map(withFrame);
+    return this.store.after(cursor, limit).map((e) => withFrame(e, false));
   }
 
   /** The cursor meaning "from now on": the newest event, or the clock if later. */
@@ -104,9 +109,11 @@ export class EventLog {
 }
 
 /** `{"created":…,"event":…,"nsid":…,"rkey":…}`: keys sorted as stock's re-marshalled frames are. */
-function withFrame(e: StoredEvent): LoggedEvent {
+function withFrame(e: StoredEvent, encode: boolean): LoggedEvent {
   const frame = `{"created":${e.created},"event":${e.event},"nsid":${JSON.stringify(e.nsid)},"rkey":${JSON.stringify(e.rkey)}}`;
-  return { ...e, frame };
+  const out: LoggedEvent = { created: e.created, nsid: e.nsid, rkey: e.rkey, event: e.event, frame };
+  if (encode) out.bytes = Buffer.from(frame);
+  return out;
 }
 
 function firstAfter(events: LoggedEvent[], cursor: bigint): number {

@@ -13,7 +13,7 @@ import type { EventLog } from './event-log.ts';
 export interface EventsServerOptions {
   /** Silence after which the server pings (default 30 s). */
   pingIntervalMs?: number;
-  /** Frames sent before waiting for the socket to flush (default 200). */
+  /** Events read from the log at a time (default 1000). */
   batch?: number;
 }
 
@@ -71,19 +71,26 @@ class EventsClient {
         if (this.ws.readyState !== this.ws.OPEN) return;
         const events = this.log.readAfter(this.cursor, this.batch);
         if (events.length === 0) break;
-        let flushed: Promise<void> = Promise.resolve();
-        for (const e of events) {
-          flushed = new Promise<void>((resolve, reject) => {
-            this.ws.send(e.frame, (err) => (err ? reject(err) : resolve()));
-          });
-          this.cursor = e.created;
-        }
+        const last = events.length - 1;
+        for (let i = 0; i < last; i++) this.ws.send(events[i]!.bytes ?? events[i]!.frame, TEXT);
+        // One callback per batch: it fires once the whole batch has been handed to the socket.
+        const flushed = new Promise<void>((resolve, reject) => {
+          this.ws.send(events[last]!.bytes ?? events[last]!.frame, TEXT, (err) => (err ? reject(err) : resolve()));
+        });
+        this.cursor = events[last]!.created;
         this.lastSent = Date.now();
-        await flushed;
+        // Flow control: a client that does not read keeps at most about HIGH_WATER bytes here;
+        // the rest stays in the log until it catches up.
+        if (this.ws.bufferedAmount > HIGH_WATER) await flushed;
+        else flushed.catch(this.onError);
       }
     } while (this.again);
   }
 }
+
+const HIGH_WATER = 1 << 20;
+/** Pre-encoded frames still go out as text frames. */
+const TEXT = { binary: false } as const;
 
 export class EventsServer {
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 4096 });
@@ -97,7 +104,7 @@ export class EventsServer {
   constructor(log: EventLog, logger: Logger, options: EventsServerOptions = {}) {
     this.log = log;
     this.logger = logger;
-    this.batch = options.batch ?? 200;
+    this.batch = options.batch ?? 1000;
     const pingIntervalMs = options.pingIntervalMs ?? 30_000;
     this.pingTimer = setInterval(
       () => {
@@ -106,8 +113,15 @@ export class EventsServer {
       Math.max(50, Math.floor(pingIntervalMs / 3)),
     );
     this.pingTimer.unref();
+    // Appends come in bursts (one per status): wake the clients once per turn of the event loop.
+    let scheduled = false;
     this.unsubscribe = log.subscribe(() => {
-      for (const c of this.clients) c.wake();
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => {
+        scheduled = false;
+        for (const c of this.clients) c.wake();
+      });
     });
   }
 

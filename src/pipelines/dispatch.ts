@@ -99,7 +99,7 @@ export class Dispatcher {
     if (row.status === 'pending') {
       const r = this.d.statuses.write(row, { status: 'running' });
       if (!r.written && 'waitMs' in r) {
-        delivery.hold(r.waitMs);
+        delivery.hold(spread(r.waitMs));
         return 'wait';
       }
     }
@@ -117,7 +117,7 @@ export class Dispatcher {
   private finish(key: WorkflowKey, delivery: Delivery, update: StatusUpdate): boolean {
     const r = this.d.statuses.write(key, update);
     if (!r.written && 'waitMs' in r) {
-      delivery.hold(r.waitMs);
+      delivery.hold(spread(r.waitMs));
       return false;
     }
     if (r.written)
@@ -133,4 +133,12 @@ export class Dispatcher {
     }
     throw err;
   }
+}
+
+/**
+ * A wait for the next second, spread over its first quarter: statuses held for the same
+ * second boundary would otherwise all wake at once and delay new work behind them.
+ */
+function spread(waitMs: number): number {
+  return waitMs + Math.floor(Math.random() * 250);
 }
