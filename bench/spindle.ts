@@ -339,23 +339,29 @@ function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
-async function memory(dir: string): Promise<{ bobbin: number; bare: number; connected: number }> {
-  const knots = await Promise.all(Array.from({ length: D_KNOTS }, () => FakeKnot.start({ pingMs: 3_600_000 })));
-  const hosts = knots.map((k) => k.host);
+async function daemonRss(dir: string, hosts: string[], knots: FakeKnot[], flags: string[]): Promise<number> {
   const e = env(dir, { BOBBIN_LOG_LEVEL: 'warn' });
   seed(e.BOBBIN_DB!, hosts, D_REPOS);
-  const child = spawn(process.execPath, [new URL('bin/bobbin.js', ROOT).pathname, 'serve'], {
+  const child = spawn(process.execPath, [...flags, new URL('bin/bobbin.js', ROOT).pathname, 'serve'], {
     env: { ...process.env, ...e },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const deadline = Date.now() + 60_000;
   while (knots.some((k) => k.connected === 0) && Date.now() < deadline) await sleep(100);
-  const connected = knots.filter((k) => k.connected > 0).length;
+  if (knots.some((k) => k.connected === 0)) throw new Error('not every knot was connected within 60 s');
   await sleep(2000);
-  const bobbin = rssOf(child.pid!);
+  const rss = rssOf(child.pid!);
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
+  while (knots.some((k) => k.connected > 0)) await sleep(50);
+  return rss;
+}
 
+async function memory(fresh: () => string): Promise<{ plain: number; small: number; bare: number }> {
+  const knots = await Promise.all(Array.from({ length: D_KNOTS }, () => FakeKnot.start({ pingMs: 3_600_000 })));
+  const hosts = knots.map((k) => k.host);
+  const plain = await daemonRss(fresh(), hosts, knots, []);
+  const small = await daemonRss(fresh(), hosts, knots, ['--max-semi-space-size=2']);
   const bareChild = spawn(
     process.execPath,
     [new URL('bench/ws-clients.ts', ROOT).pathname, '--rss', ...hosts.map((h) => `ws://${h}/events`)],
@@ -367,7 +373,7 @@ async function memory(dir: string): Promise<{ bobbin: number; bare: number; conn
   });
   await new Promise((resolve) => bareChild.once('exit', resolve));
   await Promise.all(knots.map((k) => k.close()));
-  return { bobbin, bare: Number(out.trim()), connected };
+  return { plain, small, bare: Number(out.trim()) };
 }
 
 // ---------------------------------------------------------------------------------------- main
@@ -413,12 +419,13 @@ export async function spindleBench(): Promise<void> {
       console.log(`ratio bobbin / bare: ${fmt(c.bobbin / c.bare, 2)}`);
     }
     if (only.includes('d')) {
-      const d = await memory(fresh());
-      console.log(`\n(d) resident memory with ${fmt(D_REPOS)} repos on ${D_KNOTS} knots (${d.connected} connected)`);
+      const d = await memory(fresh);
+      console.log(`\n(d) resident memory with ${fmt(D_REPOS)} repos on ${D_KNOTS} knots, all connected`);
       printTable(
         ['', 'RSS MB'],
         [
-          ['bobbin serve', fmt(d.bobbin / 2 ** 20, 1)],
+          ['bobbin serve (node defaults)', fmt(d.plain / 2 ** 20, 1)],
+          ['bobbin serve (--max-semi-space-size=2, as npm start)', fmt(d.small / 2 ** 20, 1)],
           [`bare node + ${D_KNOTS} ws clients`, fmt(d.bare / 2 ** 20, 1)],
         ],
       );

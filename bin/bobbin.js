@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // bobbin's command-line entry. The sources are TypeScript run directly by Node's type stripping
 // (Node.js 22.18+; package.json asks for 22.19+), so there is no build step.
 if (!process.features.typescript) {
