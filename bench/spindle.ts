@@ -64,14 +64,21 @@ function seed(file: string, knots: string[], repos: number): void {
   const store = new RepoStore(db, OWNER);
   db.transaction(() => {
     for (let i = 0; i < repos; i++) {
-      store.putRepo({ owner: OWNER, rkey: `r${i}`, name: `repo${i}`, knot: knots[i % knots.length]!, repoDid: null });
+      store.putRepo({
+        owner: OWNER,
+        rkey: `r${i}`,
+        name: `repo${i}`,
+        knot: knots[i % knots.length]!,
+        repoDid: null,
+      });
     }
   })();
   new CursorStore(db).set('jetstream', BigInt(Date.now()) * 1000n);
   db.close();
 }
 
-const RAW = 'engine: nixery\nsteps:\n  - name: test\n    command: echo hi\nbobbin:\n  stub:\n    duration: 0s\n';
+const RAW =
+  'engine: nixery\nsteps:\n  - name: test\n    command: echo hi\nbobbin:\n  stub:\n    duration: 0s\n';
 
 function pipeline(knot: string, i: number): Record<string, unknown> {
   return {
@@ -173,8 +180,14 @@ interface ClientsResult {
   lastAt: number;
 }
 
-async function clients(url: string, n: number, expect: number): Promise<{ ready: Promise<void>; done: Promise<ClientsResult> }> {
-  const worker = new Worker(new URL('./ws-clients.ts', import.meta.url), { workerData: { url, clients: n, expect } });
+async function clients(
+  url: string,
+  n: number,
+  expect: number,
+): Promise<{ ready: Promise<void>; done: Promise<ClientsResult> }> {
+  const worker = new Worker(new URL('./ws-clients.ts', import.meta.url), {
+    workerData: { url, clients: n, expect },
+  });
   let ready!: () => void;
   let done!: (r: ClientsResult) => void;
   const r = {
@@ -215,7 +228,10 @@ function statusRecord(i: number, t = nowMs()): Record<string, unknown> {
 async function feed(count: number, rate: number, write: (i: number, dueAt: number) => void): Promise<void> {
   const start = nowMs();
   for (let i = 0; i < count; ) {
-    const due = rate === 0 ? Math.min(count, i + 100) : Math.min(count, Math.floor(((nowMs() - start) / 1000) * rate) + 1);
+    const due =
+      rate === 0
+        ? Math.min(count, i + 100)
+        : Math.min(count, Math.floor(((nowMs() - start) / 1000) * rate) + 1);
     for (; i < due; i++) write(i, rate === 0 ? nowMs() : start + (i * 1000) / rate);
     await sleep(rate === 0 ? 0 : 5);
   }
@@ -293,7 +309,8 @@ async function backfill(dir: string): Promise<{ bobbin: number; bare: number }> 
   const base = BigInt(Date.now() - 86_400_000) * 1_000_000n;
   const record = sortedJson({ ...statusRecord(0), t: undefined });
   db.transaction(() => {
-    for (let i = 0; i < C_EVENTS; i++) insert.run(base + BigInt(i), 'sh.tangled.pipeline.status', `3kc${i}`, record);
+    for (let i = 0; i < C_EVENTS; i++)
+      insert.run(base + BigInt(i), 'sh.tangled.pipeline.status', `3kc${i}`, record);
   })();
   db.close();
 
@@ -308,11 +325,18 @@ async function backfill(dir: string): Promise<{ bobbin: number; bare: number }> 
 
   // Baseline: scan the same table in created order and send each row as a frame.
   const bareDb = openDatabase(e.BOBBIN_DB!);
-  const scan = bareDb.prepare('SELECT created, nsid, rkey, event FROM events ORDER BY created').safeIntegers(true);
+  const scan = bareDb
+    .prepare('SELECT created, nsid, rkey, event FROM events ORDER BY created')
+    .safeIntegers(true);
   const server = createServer();
   const wss = new WebSocketServer({ server, perMessageDeflate: false });
   wss.on('connection', async (ws) => {
-    for (const row of scan.iterate() as Iterable<{ created: bigint; nsid: string; rkey: string; event: string }>) {
+    for (const row of scan.iterate() as Iterable<{
+      created: bigint;
+      nsid: string;
+      rkey: string;
+      event: string;
+    }>) {
       ws.send(`{"created":${row.created},"event":${row.event},"nsid":"${row.nsid}","rkey":"${row.rkey}"}`);
       if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18) await sleep(1);
     }
@@ -358,7 +382,9 @@ async function daemonRss(dir: string, hosts: string[], knots: FakeKnot[], flags:
 }
 
 async function memory(fresh: () => string): Promise<{ plain: number; small: number; bare: number }> {
-  const knots = await Promise.all(Array.from({ length: D_KNOTS }, () => FakeKnot.start({ pingMs: 3_600_000 })));
+  const knots = await Promise.all(
+    Array.from({ length: D_KNOTS }, () => FakeKnot.start({ pingMs: 3_600_000 })),
+  );
   const hosts = knots.map((k) => k.host);
   const plain = await daemonRss(fresh(), hosts, knots, []);
   const small = await daemonRss(fresh(), hosts, knots, ['--max-semi-space-size=2']);
@@ -389,12 +415,26 @@ export async function spindleBench(): Promise<void> {
   try {
     if (only.includes('a')) {
       const a = await intakeLatency(fresh());
-      console.log(`(a) knot frame → trigger() latency (ms), ${A_RATE} pipelines/s × 3 workflows for ${A_SECONDS} s, stub at 0 s`);
+      console.log(
+        `(a) knot frame → trigger() latency (ms), ${A_RATE} pipelines/s × 3 workflows for ${A_SECONDS} s, stub at 0 s`,
+      );
       printTable(
         ['', 'p50', 'p99', 'max', 'n'],
         [
-          ['bobbin', fmt(percentile(a.bobbin, 50), 2), fmt(percentile(a.bobbin, 99), 2), fmt(Math.max(...a.bobbin), 2), a.bobbin.length],
-          ['bare parse + trigger', fmt(percentile(a.bare, 50), 2), fmt(percentile(a.bare, 99), 2), fmt(Math.max(...a.bare), 2), a.bare.length],
+          [
+            'bobbin',
+            fmt(percentile(a.bobbin, 50), 2),
+            fmt(percentile(a.bobbin, 99), 2),
+            fmt(Math.max(...a.bobbin), 2),
+            a.bobbin.length,
+          ],
+          [
+            'bare parse + trigger',
+            fmt(percentile(a.bare, 50), 2),
+            fmt(percentile(a.bare, 99), 2),
+            fmt(Math.max(...a.bare), 2),
+            a.bare.length,
+          ],
         ],
       );
     }
@@ -406,8 +446,18 @@ export async function spindleBench(): Promise<void> {
       printTable(
         ['', ...B_RATES.flatMap((r) => [`p50 @${r}/s`, `p99 @${r}/s`]), 'burst events/s', 'burst frames/s'],
         [
-          ['bobbin /events', ...b.live.flatMap((l) => [fmt(percentile(l, 50), 2), fmt(percentile(l, 99), 2)]), fmt(b.burst), fmt(b.burst * B_CLIENTS)],
-          ['bare ws broadcast', ...b.bareLive.flatMap((l) => [fmt(percentile(l, 50), 2), fmt(percentile(l, 99), 2)]), fmt(b.bareBurst), fmt(b.bareBurst * B_CLIENTS)],
+          [
+            'bobbin /events',
+            ...b.live.flatMap((l) => [fmt(percentile(l, 50), 2), fmt(percentile(l, 99), 2)]),
+            fmt(b.burst),
+            fmt(b.burst * B_CLIENTS),
+          ],
+          [
+            'bare ws broadcast',
+            ...b.bareLive.flatMap((l) => [fmt(percentile(l, 50), 2), fmt(percentile(l, 99), 2)]),
+            fmt(b.bareBurst),
+            fmt(b.bareBurst * B_CLIENTS),
+          ],
         ],
       );
       console.log(`throughput ratio bobbin / bare: ${fmt(b.burst / b.bareBurst, 2)}`);
@@ -415,7 +465,13 @@ export async function spindleBench(): Promise<void> {
     if (only.includes('c')) {
       const c = await backfill(fresh());
       console.log(`\n(c) backfill of ${fmt(C_EVENTS)} stored events to one client (events/s)`);
-      printTable(['', 'events/s'], [['bobbin /events?cursor=-1', fmt(c.bobbin)], ['bare SQLite scan + send', fmt(c.bare)]]);
+      printTable(
+        ['', 'events/s'],
+        [
+          ['bobbin /events?cursor=-1', fmt(c.bobbin)],
+          ['bare SQLite scan + send', fmt(c.bare)],
+        ],
+      );
       console.log(`ratio bobbin / bare: ${fmt(c.bobbin / c.bare, 2)}`);
     }
     if (only.includes('d')) {

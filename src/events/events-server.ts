@@ -75,7 +75,9 @@ class EventsClient {
         for (let i = 0; i < last; i++) this.ws.send(events[i]!.bytes ?? events[i]!.frame, TEXT);
         // One callback per batch: it fires once the whole batch has been handed to the socket.
         const flushed = new Promise<void>((resolve, reject) => {
-          this.ws.send(events[last]!.bytes ?? events[last]!.frame, TEXT, (err) => (err ? reject(err) : resolve()));
+          this.ws.send(events[last]!.bytes ?? events[last]!.frame, TEXT, (err) =>
+            err ? reject(err) : resolve(),
+          );
         });
         this.cursor = events[last]!.created;
         this.lastSent = Date.now();
