@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { RecordValidator } from '../src/atproto/lexicons.ts';
-import { BOBBIN, runBobbin, type Spawned, spawnNode } from './support/process.ts';
+import { runBobbin, type Spawned } from './support/process.ts';
+import { startDaemon } from './support/stack.ts';
 import { tempDir } from './support/temp.ts';
-import { waitFor } from './support/wait.ts';
 
 const running: Spawned[] = [];
 let cleanup = () => {};
@@ -25,18 +25,9 @@ function serveEnv(db: string): Record<string, string> {
 }
 
 async function serve(env: Record<string, string>): Promise<{ p: Spawned; base: string }> {
-  const p = spawnNode(BOBBIN, ['serve'], env);
-  running.push(p);
-  const line = await waitFor(
-    () =>
-      p
-        .stdout()
-        .split('\n')
-        .find((l) => l.includes('"msg":"listening"')) ?? (p.child.exitCode !== null ? 'exit' : ''),
-    'the listening log line',
-  );
-  expect(line, p.stderr()).not.toBe('exit');
-  return { p, base: `http://127.0.0.1:${JSON.parse(line).port}` };
+  const daemon = await startDaemon(env);
+  running.push(daemon.p);
+  return daemon;
 }
 
 describe('bobbin serve', () => {
