@@ -262,6 +262,28 @@ describe('input that produces no statuses (§17.9, §17.10)', () => {
   });
 });
 
+describe('an oversized knot frame', () => {
+  it('is skipped (bounded memory) and the knot keeps being followed', async () => {
+    const connections = s.knot.connections.length;
+    const huge = rkey();
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      huge,
+      pipelineRecord(s.knot.host, [{ name: 'huge.yml', raw: `# ${'x'.repeat(5 * 1024 * 1024)}\n` }]),
+    );
+    await waitFor(
+      () => s.knot.connections.length > connections && s.knot.connected > 0,
+      'the reconnect',
+      15_000,
+    );
+    const after = rkey();
+    s.knot.emit('sh.tangled.pipeline', after, pipelineRecord(s.knot.host, [{ name: 'after.yml' }]));
+    await waitFor(() => app.history(after, 'after.yml').length > 0, 'a status for the next pipeline', 15_000);
+    expect(statusesOf(huge)).toEqual([]);
+    expect(s.daemon.logs()).toMatch(/"msg":"knot sent a frame over the size limit/);
+  }, 30_000);
+});
+
 describe('/events cursors (§17.12, §17.13)', () => {
   it('sends nothing old without a cursor, with cursor=0 or with a non-numeric cursor', async () => {
     // Something may still be running from earlier tests: what arrives must be new, never old.
@@ -335,6 +357,25 @@ describe('live logs, unknown workflows and pings (§17.15, §17.17, §17.20)', (
     expect(long.refused).toBe(400);
     const plain = await fetch(`${s.daemon.base}/logs/a/b/c`);
     expect(plain.status).toBe(400);
+  });
+
+  it('pings an idle /logs client while its workflow runs', async () => {
+    const pipeline = rkey();
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      pipeline,
+      pipelineRecord(s.knot.host, [{ name: 'quiet.yml', raw: stubWorkflow('success', '2s') }]),
+    );
+    await waitFor(() => app.history(pipeline, 'quiet.yml').length > 0, 'pending');
+    const ws = new WebSocket(
+      `${s.daemon.base.replace('http', 'ws')}/logs/${s.knot.host}/${pipeline}/quiet.yml`,
+    );
+    const pinged = new Promise<boolean>((resolve) => {
+      ws.once('ping', () => resolve(true));
+      setTimeout(resolve, 3000, false).unref();
+    });
+    expect(await pinged).toBe(true);
+    ws.close();
   });
 
   it('pings an idle /events client', async () => {

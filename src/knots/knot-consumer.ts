@@ -21,6 +21,8 @@ export interface KnotConsumerOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
   onOpen?: (knot: string, url: string) => void;
+  /** Largest frame read from a knot (default 4 MiB). */
+  maxFrameBytes?: number;
 }
 
 const WANTED = new Set([
@@ -74,6 +76,18 @@ export class KnotConsumers {
       minBackoffMs: this.o.minBackoffMs,
       maxBackoffMs: this.o.maxBackoffMs,
       onOpen: (url) => this.o.onOpen?.(knot, url),
+      maxFrameBytes: this.o.maxFrameBytes,
+      // A knot replays from our cursor, so a frame we cannot read would come back forever. Its
+      // `created` is unknown: resume from now (no rewind) and say what may have been missed.
+      onOversized: () => {
+        const from = this.o.cursors.get(key);
+        const now = wallClockNs();
+        this.o.cursors.set(key, now + rewind);
+        log.error(
+          { from: from?.toString(), to: now.toString() },
+          'knot sent a frame over the size limit; resuming from now, events in between are skipped',
+        );
+      },
       url: () => {
         const stored = this.o.cursors.get(key);
         const cursor = stored !== undefined && stored > rewind ? stored - rewind : undefined;

@@ -22,10 +22,16 @@ export interface StreamClientOptions {
   connectTimeoutMs?: number;
   /** Called when a connection opens (for tests and metrics). */
   onOpen?: (url: string) => void;
+  /**
+   * Called when a frame exceeded `maxFrameBytes` and the connection was dropped, before the
+   * reconnect: the owner must move its cursor past the frame, or it would be sent again.
+   */
+  onOversized?: () => void;
 }
 
 export class StreamClient {
-  private readonly o: Required<Omit<StreamClientOptions, 'onOpen'>> & Pick<StreamClientOptions, 'onOpen'>;
+  private readonly o: Required<Omit<StreamClientOptions, 'onOpen' | 'onOversized'>> &
+    Pick<StreamClientOptions, 'onOpen' | 'onOversized'>;
   private ws: WebSocket | undefined;
   private stopped = false;
   private attempt = 0;
@@ -39,7 +45,10 @@ export class StreamClient {
       maxBackoffMs: 60_000,
       maxFrameBytes: 4 * 1024 * 1024,
       connectTimeoutMs: 10_000,
-      ...options,
+      // An option given as undefined keeps its default.
+      ...(Object.fromEntries(
+        Object.entries(options).filter(([, v]) => v !== undefined),
+      ) as StreamClientOptions),
     };
   }
 
@@ -103,7 +112,15 @@ export class StreamClient {
           if (ws.readyState === WebSocket.OPEN) ws.resume();
         });
     });
-    ws.on('error', (err) => this.o.log.warn({ err: err.message, url: url }, 'stream error'));
+    ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        this.o.log.error({ url, maxFrameBytes: this.o.maxFrameBytes }, 'frame too large; skipping it');
+        // The frame was not handled: let the owner move past it before the next connection.
+        this.chain = this.chain.then(() => this.o.onOversized?.());
+        return;
+      }
+      this.o.log.warn({ err: err.message, url: url }, 'stream error');
+    });
     ws.on('close', (code) => {
       for (const resolve of this.closedWaiters.splice(0)) resolve();
       if (this.stopped) return;
