@@ -13,6 +13,7 @@ import {
   type Stack,
   startStack,
   stubWorkflow,
+  type WorkflowSpec,
 } from './support/stack.ts';
 import { sleep, waitFor } from './support/wait.ts';
 
@@ -33,6 +34,13 @@ afterAll(async () => {
   await app?.close();
   await s?.close();
 });
+
+/** Has the knot send a pipeline for the served repo; returns its rkey. */
+function emitPipeline(workflows: WorkflowSpec[]): string {
+  const key = rkey();
+  s.knot.emit('sh.tangled.pipeline', key, pipelineRecord(s.knot.host, workflows));
+  return key;
+}
 
 function statusesOf(pipeline: string) {
   return [...app.statuses.values()].filter((r) => r.pipelineRkey === pipeline);
@@ -70,15 +78,10 @@ describe('a pipeline end to end (§17.7, §17.11, §17.14, §17.25)', () => {
   let pipeline: string;
 
   beforeAll(async () => {
-    pipeline = rkey();
-    s.knot.emit(
-      'sh.tangled.pipeline',
-      pipeline,
-      pipelineRecord(s.knot.host, [
-        { name: 'ok.yml', raw: stubWorkflow('success', '300ms', ['build', 'test']) },
-        { name: 'bad.yml', raw: stubWorkflow('failure', '100ms') },
-      ]),
-    );
+    pipeline = emitPipeline([
+      { name: 'ok.yml', raw: stubWorkflow('success', '300ms', ['build', 'test']) },
+      { name: 'bad.yml', raw: stubWorkflow('failure', '100ms') },
+    ]);
     await finished(pipeline, 2);
   }, 30_000);
 
@@ -187,12 +190,7 @@ describe('a pipeline end to end (§17.7, §17.11, §17.14, §17.25)', () => {
 
 describe('workflows that cannot run (§17.8, §17.19)', () => {
   it('fails an unknown engine once, with the stock error, and shows the error in its logs', async () => {
-    const pipeline = rkey();
-    s.knot.emit(
-      'sh.tangled.pipeline',
-      pipeline,
-      pipelineRecord(s.knot.host, [{ name: 'docker.yml', engine: 'docker', raw: PLAIN }]),
-    );
+    const pipeline = emitPipeline([{ name: 'docker.yml', engine: 'docker', raw: PLAIN }]);
     await finished(pipeline, 1);
     await sleep(300);
     const rows = statusesOf(pipeline);
@@ -206,15 +204,10 @@ describe('workflows that cannot run (§17.8, §17.19)', () => {
   });
 
   it('fails a workflow whose YAML does not parse, with the parse error, and runs its siblings', async () => {
-    const pipeline = rkey();
-    s.knot.emit(
-      'sh.tangled.pipeline',
-      pipeline,
-      pipelineRecord(s.knot.host, [
-        { name: 'broken.yml', raw: 'steps: [unclosed\n' },
-        { name: 'fine.yml', raw: stubWorkflow('success', '0s') },
-      ]),
-    );
+    const pipeline = emitPipeline([
+      { name: 'broken.yml', raw: 'steps: [unclosed\n' },
+      { name: 'fine.yml', raw: stubWorkflow('success', '0s') },
+    ]);
     await finished(pipeline, 2);
     const latest = app.latest(pipeline);
     expect(latest['broken.yml']).toMatchObject({ status: 'failed' });
@@ -250,8 +243,7 @@ describe('input that produces no statuses (§17.9, §17.10)', () => {
       'x',
       pipelineRecord(s.knot.host, [{ name: 'bad\u0000name.yml' }], { did: 7 as unknown as string }),
     );
-    const sentinel = rkey();
-    s.knot.emit('sh.tangled.pipeline', sentinel, pipelineRecord(s.knot.host, [{ name: 'after.yml' }]));
+    const sentinel = emitPipeline([{ name: 'after.yml' }]);
     await waitFor(() => statusesOf(sentinel).length > 0, 'the sentinel pipeline');
     const newFrames = app.frames.slice(before).map((f) => JSON.parse(f));
     const touched = newFrames.map((f) =>
@@ -265,19 +257,13 @@ describe('input that produces no statuses (§17.9, §17.10)', () => {
 describe('an oversized knot frame', () => {
   it('is skipped (bounded memory) and the knot keeps being followed', async () => {
     const connections = s.knot.connections.length;
-    const huge = rkey();
-    s.knot.emit(
-      'sh.tangled.pipeline',
-      huge,
-      pipelineRecord(s.knot.host, [{ name: 'huge.yml', raw: `# ${'x'.repeat(5 * 1024 * 1024)}\n` }]),
-    );
+    const huge = emitPipeline([{ name: 'huge.yml', raw: `# ${'x'.repeat(5 * 1024 * 1024)}\n` }]);
     await waitFor(
       () => s.knot.connections.length > connections && s.knot.connected > 0,
       'the reconnect',
       15_000,
     );
-    const after = rkey();
-    s.knot.emit('sh.tangled.pipeline', after, pipelineRecord(s.knot.host, [{ name: 'after.yml' }]));
+    const after = emitPipeline([{ name: 'after.yml' }]);
     await waitFor(() => app.history(after, 'after.yml').length > 0, 'a status for the next pipeline', 15_000);
     expect(statusesOf(huge)).toEqual([]);
     expect(s.daemon.logs()).toMatch(/"msg":"knot sent a frame over the size limit/);
@@ -309,8 +295,7 @@ describe('/events cursors (§17.12, §17.13)', () => {
     await late.connect(s.daemon.base);
     await waitFor(() => late.frames.length >= all.length - 3, 'the backfill');
     expect(late.frames).toEqual(app.frames.slice(3));
-    const pipeline = rkey();
-    s.knot.emit('sh.tangled.pipeline', pipeline, pipelineRecord(s.knot.host, [{ name: 'live.yml' }]));
+    const pipeline = emitPipeline([{ name: 'live.yml' }]);
     await waitFor(() => late.history(pipeline, 'live.yml').length > 0, 'a live status');
     await late.close();
   });
@@ -318,14 +303,9 @@ describe('/events cursors (§17.12, §17.13)', () => {
 
 describe('live logs, unknown workflows and pings (§17.15, §17.17, §17.20)', () => {
   it('streams lines of a running workflow as they are produced, then closes 1000', async () => {
-    const pipeline = rkey();
-    s.knot.emit(
-      'sh.tangled.pipeline',
-      pipeline,
-      pipelineRecord(s.knot.host, [
-        { name: 'slow.yml', raw: stubWorkflow('success', '3s', ['one', 'two', 'three']) },
-      ]),
-    );
+    const pipeline = emitPipeline([
+      { name: 'slow.yml', raw: stubWorkflow('success', '3s', ['one', 'two', 'three']) },
+    ]);
     await waitFor(() => app.history(pipeline, 'slow.yml').length > 0, 'pending');
     let firstLineAt = 0;
     const logs = await readLogs(
@@ -360,12 +340,7 @@ describe('live logs, unknown workflows and pings (§17.15, §17.17, §17.20)', (
   });
 
   it('pings an idle /logs client while its workflow runs', async () => {
-    const pipeline = rkey();
-    s.knot.emit(
-      'sh.tangled.pipeline',
-      pipeline,
-      pipelineRecord(s.knot.host, [{ name: 'quiet.yml', raw: stubWorkflow('success', '2s') }]),
-    );
+    const pipeline = emitPipeline([{ name: 'quiet.yml', raw: stubWorkflow('success', '2s') }]);
     await waitFor(() => app.history(pipeline, 'quiet.yml').length > 0, 'pending');
     const ws = new WebSocket(
       `${s.daemon.base.replace('http', 'ws')}/logs/${s.knot.host}/${pipeline}/quiet.yml`,
