@@ -78,6 +78,21 @@ describe('bobbin doctor', () => {
     expect(stdout).toMatch(/^ok +Node\.js v22/m);
   });
 
+  it('checks that the engine map names configured runners', async () => {
+    const env = {
+      BOBBIN_OWNER: 'did:plc:x',
+      BOBBIN_HOSTNAME: 'h.example',
+      BOBBIN_DB: '/nonexistent/bobbin.db',
+    };
+    const bad = await runBobbin(['doctor'], { ...env, BOBBIN_ENGINES: 'nixery=jenkins' });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(
+      /^FAIL +BOBBIN_ENGINES: engine nixery maps to runner jenkins, which is not configured/m,
+    );
+    const good = await runBobbin(['doctor'], { ...env, BOBBIN_ENGINES: 'nixery=stub' });
+    expect(good.stdout).toMatch(/^ok +runners: stub; engine map: nixery → stub$/m);
+  });
+
   it('reports the database, its schema and its dead letters', async () => {
     t = openTestQueue({ maxAttempts: 1 });
     t.queue.consume('x', 'g', () => {

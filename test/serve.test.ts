@@ -41,6 +41,17 @@ describe('bobbin serve', () => {
     expect(stderr).toMatch(/BOBBIN_OWNER is required/);
   });
 
+  it('refuses an engine map naming a runner that is not configured, with exit 78', async () => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    const { code, stderr } = await runBobbin(['serve'], {
+      ...serveEnv(join(t.dir, 'bobbin.db')),
+      BOBBIN_ENGINES: 'nixery=jenkins',
+    });
+    expect(code).toBe(78);
+    expect(stderr).toMatch(/BOBBIN_ENGINES: engine nixery maps to runner jenkins, which is not configured/);
+  });
+
   it('serves the banner, /healthz and sh.tangled.owner, answers 404 elsewhere, and exits 0 on SIGTERM', async () => {
     const t = tempDir();
     cleanup = t.cleanup;

@@ -6,6 +6,7 @@ import { schemaVersion } from '../db/migrate.ts';
 import { MIGRATIONS } from '../db/migrations/index.ts';
 import { QueueStore } from '../db/queue-store.ts';
 import { ConfigError, errorMessage } from '../errors.ts';
+import { createRunners, routingTable } from '../pipelines/runners.ts';
 import { EXIT } from './exit-codes.ts';
 import type { Output } from './output.ts';
 
@@ -27,6 +28,18 @@ export function doctorCommand(env: NodeJS.ProcessEnv, io: Output): number {
       `configuration: spindle ${config.hostname} (did:web:${config.hostname}), owner ${config.owner}, listen ${config.listen.host}:${config.listen.port}`,
     ]);
     for (const w of warnings) results.push(['warn', w]);
+    const runners = createRunners(config);
+    try {
+      routingTable(config, runners);
+      const map = Object.entries(config.engines).map(([engine, runner]) => `${engine} → ${runner}`);
+      results.push([
+        'ok',
+        `runners: ${[...runners.keys()].join(', ')}; engine map: ${map.length > 0 ? map.join(', ') : 'none (workflows route by engine name or a bobbin: block)'}`,
+      ]);
+    } catch (err) {
+      if (err instanceof ConfigError) for (const p of err.problems) results.push(['FAIL', p]);
+      else throw err;
+    }
   } catch (err) {
     if (err instanceof ConfigError) for (const p of err.problems) results.push(['FAIL', p]);
     else results.push(['FAIL', errorMessage(err)]);

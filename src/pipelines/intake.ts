@@ -17,6 +17,7 @@ import { type RoutingTable, routeWorkflow } from './routing.ts';
 import { PIPELINE_NSID, type StatusWriter } from './status-writer.ts';
 
 export const INTAKE_TOPIC = 'pipeline.intake';
+const REPLAY = 'already received (replay)';
 export const DISPATCH_TOPIC = 'workflow.dispatch';
 
 export interface IntakeMessage {
@@ -73,13 +74,14 @@ export class Intake {
     const outcome = this.accept(message);
     const where = { knot: message.knot, rkey: message.rkey };
     if (outcome.accepted) this.d.log.info({ ...where, ...outcome }, 'pipeline accepted');
+    else if (outcome.reason === REPLAY) this.d.log.debug(where, 'pipeline already received; replay ignored');
     else this.d.log.warn({ ...where, reason: outcome.reason }, 'pipeline dropped');
     return outcome;
   }
 
   private accept({ knot, rkey, event }: IntakeMessage): IntakeOutcome {
     const { store, repos, validator } = this.d;
-    if (store.pipeline(knot, rkey)) return { accepted: false, reason: 'already received (replay)' };
+    if (store.pipeline(knot, rkey)) return { accepted: false, reason: REPLAY };
     let record: PipelineRecord;
     try {
       // Like stock's decoder, skip null workflow entries rather than failing the whole record.
