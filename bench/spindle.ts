@@ -237,6 +237,26 @@ async function feed(count: number, rate: number, write: (i: number, dueAt: numbe
   }
 }
 
+/** Live latency at each of B_RATES, then the throughput of a burst, against one server. */
+async function measureFanOut(
+  url: string,
+  write: (i: number, dueAt: number) => void,
+): Promise<{ live: number[][]; burst: number }> {
+  const live: number[][] = [];
+  for (const rate of B_RATES) {
+    const c = await clients(url, B_CLIENTS, rate * B_SECONDS);
+    await c.ready;
+    await feed(rate * B_SECONDS, rate, write);
+    live.push((await c.done).latencies);
+  }
+  const c = await clients(url, B_CLIENTS, B_BURST);
+  await c.ready;
+  const t0 = nowMs();
+  await feed(B_BURST, 0, write);
+  const done = await c.done;
+  return { live, burst: B_BURST / ((done.lastAt - t0) / 1000) };
+}
+
 async function fanOut(
   dir: string,
 ): Promise<{ live: number[][]; bareLive: number[][]; burst: number; bareBurst: number }> {
@@ -244,57 +264,28 @@ async function fanOut(
   seed(e.BOBBIN_DB!, ['knot.example.com'], 0);
   const service = Service.create(loadConfig(e).config, createLogger('silent'));
   await service.start();
-  const url = `ws://127.0.0.1:${service.port}/events`;
   const events = service.ctx.events;
   let n = 0;
-  const append = (_i: number, dueAt: number) => {
+  const bobbin = await measureFanOut(`ws://127.0.0.1:${service.port}/events`, (_i, dueAt) => {
     events.append('sh.tangled.pipeline.status', `3kb${String(n).padStart(10, '0')}`, statusRecord(n, dueAt));
     n++;
-  };
-  const live: number[][] = [];
-  let c: Awaited<ReturnType<typeof clients>>;
-  for (const rate of B_RATES) {
-    c = await clients(url, B_CLIENTS, rate * B_SECONDS);
-    await c.ready;
-    await feed(rate * B_SECONDS, rate, append);
-    live.push((await c.done).latencies);
-  }
-  c = await clients(url, B_CLIENTS, B_BURST);
-  await c.ready;
-  const t0 = nowMs();
-  await feed(B_BURST, 0, append);
-  const burstDone = await c.done;
-  const burst = B_BURST / ((burstDone.lastAt - t0) / 1000);
+  });
   await service.stop();
 
   // Baseline: a bare ws broadcast server sending the same frames to every client.
   const server = createServer();
   const wss = new WebSocketServer({ server, perMessageDeflate: false });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const bareUrl = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let created = BigInt(Date.now()) * 1_000_000n;
-  const broadcast = (i: number, dueAt: number) => {
+  const bare = await measureFanOut(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`, (i, dueAt) => {
     const frame = Buffer.from(
       `{"created":${created++},"event":${sortedJson(statusRecord(i, dueAt))},"nsid":"sh.tangled.pipeline.status","rkey":"3kb${i}"}`,
     );
     for (const ws of wss.clients) ws.send(frame, { binary: false });
-  };
-  const bareLive: number[][] = [];
-  for (const rate of B_RATES) {
-    c = await clients(bareUrl, B_CLIENTS, rate * B_SECONDS);
-    await c.ready;
-    await feed(rate * B_SECONDS, rate, broadcast);
-    bareLive.push((await c.done).latencies);
-  }
-  c = await clients(bareUrl, B_CLIENTS, B_BURST);
-  await c.ready;
-  const t1 = nowMs();
-  await feed(B_BURST, 0, broadcast);
-  const bareDone = await c.done;
-  const bareBurst = B_BURST / ((bareDone.lastAt - t1) / 1000);
+  });
   wss.close();
   server.close();
-  return { live, bareLive, burst, bareBurst };
+  return { live: bobbin.live, bareLive: bare.live, burst: bobbin.burst, bareBurst: bare.burst };
 }
 
 // ---------------------------------------------------------------------------------------- (c)

@@ -42,8 +42,6 @@ export interface SpindleOptions {
   knotBackoffMs?: { min: number; max: number };
   jetstreamBackoffMs?: { min: number; max: number };
   pingIntervalMs?: number;
-  /** Observes every trigger() that returned (benchmark). */
-  onTriggered?: (key: { knot: string; rkey: string; name: string }) => void;
 }
 
 export class Spindle {
@@ -99,7 +97,6 @@ export class Spindle {
       pollIntervalMs: config.pollIntervalMs,
       maxAttempts: config.queue.maxAttempts,
       onBuild: (key, runner, buildId) => this.collector.attach(key, runner, buildId),
-      onTriggered: options.onTriggered,
     });
     queue.consume<IntakeMessage>(INTAKE_TOPIC, 'intake', (m) => {
       intake.handle(m.payload);

@@ -53,8 +53,6 @@ export class PipelineStore {
         p(`INSERT OR IGNORE INTO workflows (knot, rkey, name, engine, runner, options, updated_at)
                          VALUES (@knot, @rkey, @name, @engine, @runner, @options, @now)`),
       workflow: p(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE knot = ? AND rkey = ? AND name = ?`),
-      workflowsOf: p(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE knot = ? AND rkey = ? ORDER BY rowid`),
-      open: p(`SELECT ${WORKFLOW_COLUMNS} FROM workflows WHERE status IN ('pending', 'running')`),
       unfinishedLogs: p(`SELECT ${WORKFLOW_COLUMNS} FROM workflows
                          WHERE logs_done = 0 AND build_id IS NOT NULL`),
       setBuild: p(`UPDATE workflows SET build_id = @buildId, updated_at = @now
@@ -64,7 +62,6 @@ export class PipelineStore {
                     WHERE knot = @knot AND rkey = @rkey AND name = @name`),
       setLogsDone: p(`UPDATE workflows SET logs_done = 1, updated_at = @now
                       WHERE knot = @knot AND rkey = @rkey AND name = @name`),
-      counts: p(`SELECT COALESCE(status, 'none') AS status, COUNT(*) AS n FROM workflows GROUP BY 1`),
     };
   }
 
@@ -86,15 +83,6 @@ export class PipelineStore {
 
   workflow(k: WorkflowKey): WorkflowRow | undefined {
     return fromRow(this.s.workflow!.get(k.knot, k.rkey, k.name));
-  }
-
-  workflowsOf(knot: string, rkey: string): WorkflowRow[] {
-    return this.s.workflowsOf!.all(knot, rkey).map((r) => fromRow(r)!);
-  }
-
-  /** Workflows whose last status is pending or running. */
-  openWorkflows(): WorkflowRow[] {
-    return this.s.open!.all().map((r) => fromRow(r)!);
   }
 
   /** Workflows with a build whose logs have not been collected to the end. */
@@ -123,13 +111,6 @@ export class PipelineStore {
 
   setLogsDone(k: WorkflowKey, now = Date.now()): void {
     this.s.setLogsDone!.run({ ...pick(k), now });
-  }
-
-  /** Workflows by their last status (`none` before the first). */
-  statusCounts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const r of this.s.counts!.all() as { status: string; n: number }[]) out[r.status] = r.n;
-    return out;
   }
 }
 

@@ -54,10 +54,6 @@ export class JetstreamConsumer {
     return this.client.stop();
   }
 
-  get connected(): boolean {
-    return this.client.connected;
-  }
-
   private nowUs(): bigint {
     return this.o.nowUs?.() ?? BigInt(Date.now()) * 1000n;
   }

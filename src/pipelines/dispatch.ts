@@ -28,8 +28,6 @@ export interface DispatcherDeps {
   maxAttempts: number;
   /** Called once a build exists, so its logs are collected. */
   onBuild: (key: WorkflowKey, runner: BuildRunner, buildId: string) => void;
-  /** Called when a workflow's trigger() returned (for latency measurements). */
-  onTriggered?: (key: WorkflowKey) => void;
 }
 
 /** How long to wait between polls of a runner that pushes its own progress. */
@@ -68,7 +66,6 @@ export class Dispatcher {
         return;
       }
       this.d.store.setBuild(key, buildId);
-      this.d.onTriggered?.(key);
       this.d.onBuild(key, runner, buildId);
     }
     let status: BuildStatus;

@@ -33,7 +33,8 @@ CREATE TABLE workflows (
   updated_at    INTEGER NOT NULL,
   PRIMARY KEY (knot, rkey, name)
 );
-CREATE INDEX workflows_open ON workflows (status) WHERE status IN ('pending', 'running');
+-- Start-up resumes log collection for these; most rows are done, so keep the index to the rest.
+CREATE INDEX workflows_logs_open ON workflows (knot) WHERE logs_done = 0;
 
 CREATE TABLE log_lines (
   knot      TEXT    NOT NULL,
