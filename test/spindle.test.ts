@@ -322,7 +322,8 @@ describe('live logs, unknown workflows and pings (§17.15, §17.17, §17.20)', (
     expect(logs.steps.map((st) => st.title)).toEqual(['one', 'two', 'three']);
     // The first line came while the workflow was still running, not in one dump at the end.
     expect(terminalAt - firstLineAt).toBeGreaterThan(1000);
-    expect(app.latest(pipeline)['slow.yml']?.status).toBe('success');
+    // /logs closes once the status is committed; the /events frame reaches the appview separately.
+    await waitFor(() => app.latest(pipeline)['slow.yml']?.status === 'success', 'the success status');
   }, 20_000);
 
   it('answers 404 before upgrading for an unknown workflow, and 400 for a malformed path', async () => {
