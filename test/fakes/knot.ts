@@ -3,10 +3,13 @@
  * missing, invalid or 0 cursor means "now" (no backfill); a negative one the first 100 rows;
  * otherwise rows with `created > cursor`, at most 100 per notification; a ping after silence.
  * Envelopes carry `created` like current knots, or not (`legacy: true`) like older ones.
+ * It also serves real git over smart HTTP at `/<repoDid>` (see GitRepos) and
+ * `sh.tangled.repo.getDefaultBranch`.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { GitRepos } from './git-repos.ts';
 
 interface Row {
   created: bigint;
@@ -24,6 +27,9 @@ export class FakeKnot {
   readonly rows: Row[] = [];
   /** The request URL (path and query) of every connection, in order. */
   readonly connections: string[] = [];
+  readonly git = new GitRepos();
+  /** Repo DID → default branch, for `sh.tangled.repo.getDefaultBranch`. */
+  readonly defaultBranches = new Map<string, string>();
   private readonly subs = new Set<Sub>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -34,6 +40,17 @@ export class FakeKnot {
   private constructor(server: Server, legacy: boolean, pingMs: number) {
     this.server = server;
     this.legacy = legacy;
+    server.on('request', (req, res) => {
+      if (this.git.handle(req, res)) return;
+      const url = new URL(req.url ?? '/', 'http://knot');
+      if (url.pathname === '/xrpc/sh.tangled.repo.getDefaultBranch') {
+        const name = this.defaultBranches.get(url.searchParams.get('repo') ?? '');
+        if (name) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name }));
+        else res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"RepoNotFound"}');
+        return;
+      }
+      res.writeHead(404).end();
+    });
     this.wss = new WebSocketServer({ server, path: '/events' });
     this.wss.on('connection', (ws, req) => {
       this.connections.push(req.url ?? '');
@@ -51,9 +68,7 @@ export class FakeKnot {
   }
 
   static async start(options: { legacy?: boolean; pingMs?: number } = {}): Promise<FakeKnot> {
-    const server = createServer((_req, res) => {
-      res.writeHead(404).end();
-    });
+    const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return new FakeKnot(server, options.legacy ?? false, options.pingMs ?? 30_000);
   }
@@ -90,7 +105,9 @@ export class FakeKnot {
     clearInterval(this.pinger);
     for (const s of this.subs) s.ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.git.remove();
   }
 
   private now(): bigint {
