@@ -85,7 +85,7 @@ function pipeline(knot: string, i: number): Record<string, unknown> {
     $type: '',
     triggerMetadata: {
       kind: 'push',
-      push: { ref: 'refs/heads/main', newSha: 'a'.repeat(40), oldSha: '0'.repeat(40) },
+      push: { ref: 'refs/heads/main', newSha: i.toString(16).padStart(40, '0'), oldSha: '0'.repeat(40) },
       repo: { defaultBranch: '', did: OWNER, knot, repo: 'repo0' },
     },
     workflows: ['a.yml', 'b.yml', 'c.yml'].map((name) => ({

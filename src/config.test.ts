@@ -42,6 +42,7 @@ describe('loadConfig', () => {
       engines: {},
       pollIntervalMs: 1000,
       pingIntervalMs: 30_000,
+      pushHoldMs: 2000,
       logLevel: 'info',
       shutdownTimeoutMs: 20_000,
       queue: {

@@ -129,6 +129,23 @@ export const SETTINGS: readonly Setting[] = [
     schema: durationValue,
   },
   {
+    key: 'repoDir',
+    env: 'BOBBIN_REPO_DIR',
+    aliases: ['SPINDLE_SERVER_REPO_DIR'],
+    expect: 'a directory path',
+    doc: 'Where the partial git caches of served repos live (only `.tangled/workflows` is ever read). Default: `repos/` beside the database.',
+    schema: z.string().trim().min(1),
+  },
+  {
+    key: 'pushHold',
+    path: 'pushHoldMs',
+    env: 'BOBBIN_PUSH_HOLD',
+    expect: 'a duration such as 2s',
+    default: '2s',
+    doc: "How long a push pipeline bobbin builds from a knot's ref update waits for the same push's pipeline from a knot that sends both, so the run keeps the knot's record key (2026 spec §4.5). Knots seen sending no pipelines are not waited for.",
+    schema: durationValue,
+  },
+  {
     key: 'logLevel',
     env: 'BOBBIN_LOG_LEVEL',
     expect: LOG_LEVELS.join(', '),
@@ -239,6 +256,9 @@ export interface Config {
   engines: Record<string, string>;
   pollIntervalMs: number;
   pingIntervalMs: number;
+  /** Default: `repos/` beside the database. */
+  repoDir?: string;
+  pushHoldMs: number;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
   queue: QueueSettings;

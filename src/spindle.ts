@@ -5,6 +5,7 @@
  * Built once by the Service from the AppContext.
  */
 import type { IncomingMessage } from 'node:http';
+import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { BuildRunner } from '../providers/runner.ts';
 import { RecordValidator } from './atproto/lexicons.ts';
@@ -13,25 +14,31 @@ import { CursorStore } from './db/cursor-store.ts';
 import { LogStore } from './db/log-store.ts';
 import { PipelineStore } from './db/pipeline-store.ts';
 import { RepoStore } from './db/repo-store.ts';
+import { RunKeyStore } from './db/run-key-store.ts';
 import { BACKFILL_TOPIC, Backfiller, type BackfillMessage } from './discovery/backfill.ts';
 import { JetstreamConsumer } from './discovery/jetstream.ts';
 import { RecordIngester } from './discovery/records.ts';
 import { EventsServer } from './events/index.ts';
+import { WorkflowFetcher } from './git/workflow-fetcher.ts';
 import type { UpgradeRoutes } from './http/server.ts';
+import { DefaultBranches } from './knots/default-branch.ts';
 import { KnotConsumers } from './knots/knot-consumer.ts';
 import type { KnotFrame } from './knots/knot-frame.ts';
+import { RepoEvents } from './knots/repo-events.ts';
 import { subsystemLogger } from './logger.ts';
 import { LogCollector } from './logs/log-collector.ts';
 import { LOGS_PREFIX, LogsServer } from './logs/logs-server.ts';
 import { Dispatcher } from './pipelines/dispatch.ts';
+import { INTAKE_TOPIC, Intake, type IntakeMessage } from './pipelines/intake.ts';
 import {
-  DISPATCH_TOPIC,
-  type DispatchMessage,
-  INTAKE_TOPIC,
-  Intake,
-  type IntakeMessage,
-} from './pipelines/intake.ts';
+  isNewShapeRefUpdate,
+  PUSH_TOPIC,
+  PushIntake,
+  type PushMessage,
+  REF_UPDATE_NSID,
+} from './pipelines/push-intake.ts';
 import { createRunners, routingTable } from './pipelines/runners.ts';
+import { DISPATCH_TOPIC, type DispatchMessage, PipelineStarter } from './pipelines/starter.ts';
 import { PIPELINE_NSID, StatusWriter } from './pipelines/status-writer.ts';
 
 const RKEY = /^[A-Za-z0-9._~:-]{1,512}$/;
@@ -42,12 +49,15 @@ export interface SpindleOptions {
   knotBackoffMs?: { min: number; max: number };
   jetstreamBackoffMs?: { min: number; max: number };
   pingIntervalMs?: number;
+  /** Called when a push pipeline built from a ref update starts (the benchmark). */
+  onPushStarted?: (knot: string, rkey: string) => void;
 }
 
 export class Spindle {
   readonly repos: RepoStore;
   readonly pipelines: PipelineStore;
   readonly lines: LogStore;
+  readonly runKeys: RunKeyStore;
   readonly runners: Map<string, BuildRunner>;
   readonly knots: KnotConsumers;
   readonly jetstream: JetstreamConsumer;
@@ -56,6 +66,9 @@ export class Spindle {
   private readonly ctx: AppContext;
   private readonly collector: LogCollector;
   private readonly backfill: Backfiller;
+  private readonly intake: Intake;
+  private readonly pushes: PushIntake;
+  private readonly repoEvents: RepoEvents;
 
   /** Builds every part; throws ConfigError when the engine map names an unknown runner. */
   constructor(ctx: AppContext, options: SpindleOptions = {}) {
@@ -78,15 +91,49 @@ export class Spindle {
       events: ctx.events,
       onWritten: (key) => this.collector.notify(key),
     });
-    const intake = new Intake({
+    this.runKeys = new RunKeyStore(db);
+    const starter = new PipelineStarter({
       store: this.pipelines,
-      repos: this.repos,
+      runKeys: this.runKeys,
       events: ctx.events,
       queue,
       statuses,
-      validator,
       routing,
-      log: subsystemLogger(log, 'intake'),
+    });
+    const intakeLog = subsystemLogger(log, 'intake');
+    this.intake = new Intake({
+      store: this.pipelines,
+      repos: this.repos,
+      runKeys: this.runKeys,
+      events: ctx.events,
+      queue,
+      starter,
+      validator,
+      log: intakeLog,
+      adoptAfterMs: config.pushHoldMs + 3000,
+    });
+    this.pushes = new PushIntake({
+      repos: this.repos,
+      runKeys: this.runKeys,
+      events: ctx.events,
+      queue,
+      starter,
+      fetcher: new WorkflowFetcher({
+        dir: config.repoDir ?? join(dirname(config.db), 'repos'),
+        dev: config.dev,
+        log: subsystemLogger(log, 'git'),
+      }),
+      defaultBranches: new DefaultBranches({ dev: config.dev, log: intakeLog }),
+      validator,
+      log: intakeLog,
+      holdMs: config.pushHoldMs,
+      onStarted: options.onPushStarted,
+    });
+    this.repoEvents = new RepoEvents({
+      repos: this.repos,
+      pipelines: this.pipelines,
+      validator,
+      log: subsystemLogger(log, 'knots'),
     });
     const dispatcher = new Dispatcher({
       store: this.pipelines,
@@ -98,9 +145,10 @@ export class Spindle {
       maxAttempts: config.queue.maxAttempts,
       onBuild: (key, runner, buildId) => this.collector.attach(key, runner, buildId),
     });
-    queue.consume<IntakeMessage>(INTAKE_TOPIC, 'intake', (m) => {
-      intake.handle(m.payload);
+    queue.consume<IntakeMessage>(INTAKE_TOPIC, 'intake', (m, d) => {
+      this.intake.handle(m.payload, d);
     });
+    queue.consume<PushMessage>(PUSH_TOPIC, 'intake', (m, d) => this.pushes.handle(m.payload, d));
     queue.consume<DispatchMessage>(DISPATCH_TOPIC, 'dispatch', (m, d) => dispatcher.handle(m, d));
 
     const discoveryLog = subsystemLogger(log, 'discovery');
@@ -140,7 +188,7 @@ export class Spindle {
       dev: config.dev,
       cursors,
       log: subsystemLogger(log, 'knots'),
-      onFrame: (knot, frame) => this.onKnotFrame(knot, frame, intake),
+      onFrame: (knot, frame) => this.onKnotFrame(knot, frame),
       minBackoffMs: options.knotBackoffMs?.min,
       maxBackoffMs: options.knotBackoffMs?.max,
     });
@@ -187,15 +235,35 @@ export class Spindle {
     return this.knots.reconcile(new Set(this.repos.servedRepos().map((r) => r.knot)));
   }
 
-  private onKnotFrame(knot: string, frame: KnotFrame, intake: Intake): void {
-    if (frame.nsid !== PIPELINE_NSID) return;
+  /**
+   * Knot frames (2026 spec §4.2): pipelines are adopted (Intake), new-shape ref updates become
+   * bobbin's own push pipelines and mark the knot "new", old-shape ones are ignored (those knots
+   * send pipelines), and repo DID and collaborator events update the repo tables.
+   */
+  private onKnotFrame(knot: string, frame: KnotFrame): void {
+    const { nsid, event } = frame;
+    if (this.repoEvents.apply(knot, nsid, event)) return;
+    if (nsid !== PIPELINE_NSID && nsid !== REF_UPDATE_NSID) return;
     if (!RKEY.test(frame.rkey)) {
       this.ctx.log.warn(
-        { knot, rkey: frame.rkey.slice(0, 80) },
-        'pipeline frame with an invalid rkey skipped',
+        { knot, nsid, rkey: frame.rkey.slice(0, 80) },
+        'knot frame with an invalid rkey skipped',
       );
       return;
     }
-    intake.publish({ knot, rkey: frame.rkey, event: frame.event });
+    if (nsid === PIPELINE_NSID) {
+      this.intake.publish({ knot, rkey: frame.rkey, event });
+      return;
+    }
+    if (!isNewShapeRefUpdate(event)) {
+      this.ctx.log.debug(
+        { knot, rkey: frame.rkey },
+        'old-shape ref update: the knot sends its pipelines itself',
+      );
+      return;
+    }
+    if (this.runKeys.markNew(knot))
+      this.ctx.log.info({ knot }, 'knot sends new-shape ref updates: pushes are built here');
+    this.pushes.publish({ knot, rkey: frame.rkey, event, receivedAt: Date.now() });
   }
 }

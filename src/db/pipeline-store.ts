@@ -23,14 +23,32 @@ export interface WorkflowRow extends WorkflowKey {
   logsDone: boolean;
 }
 
+export type PipelineOrigin = 'knot' | 'spindle';
+
 export interface PipelineRow {
   knot: string;
   rkey: string;
   repoOwner: string;
   repoName: string;
-  /** The `sh.tangled.pipeline` record as received, JSON. */
+  repoDid: string | null;
+  kind: string;
+  /** The commit the run builds: push newSha, PR sourceSha or the manual sha. */
+  commit: string | null;
+  /** Unix ns of the pipeline's `sh.tangled.pipeline` event: its place in ci API pages. */
+  created: bigint;
+  origin: PipelineOrigin;
+  /** The `sh.tangled.pipeline` record as received or built, JSON. */
   record: string;
   receivedAt: number;
+}
+
+const PIPELINE_COLUMNS = `knot, rkey, repo_owner AS repoOwner, repo_name AS repoName, repo_did AS repoDid,
+  kind, commit_sha AS "commit", created, origin, record, received_at AS receivedAt`;
+
+/** A workflow as the ci API shows it: its row plus when it started and finished (Unix seconds). */
+export interface WorkflowTimes extends WorkflowRow {
+  startedAt: number | null;
+  finishedAt: number | null;
 }
 
 const WORKFLOW_COLUMNS = `knot, rkey, name, engine, runner, options, build_id AS buildId, status,
@@ -44,11 +62,18 @@ export class PipelineStore {
     this.db = db;
     const p = (sql: string) => db.prepare(sql);
     this.s = {
-      insertPipeline:
-        p(`INSERT OR IGNORE INTO pipelines (knot, rkey, repo_owner, repo_name, record, received_at)
-                         VALUES (@knot, @rkey, @repoOwner, @repoName, @record, @receivedAt)`),
-      pipeline: p(`SELECT knot, rkey, repo_owner AS repoOwner, repo_name AS repoName, record,
-                     received_at AS receivedAt FROM pipelines WHERE knot = ? AND rkey = ?`),
+      insertPipeline: p(`INSERT OR IGNORE INTO pipelines (knot, rkey, repo_owner, repo_name, repo_did, kind,
+                             commit_sha, created, origin, record, received_at)
+                         VALUES (@knot, @rkey, @repoOwner, @repoName, @repoDid, @kind, @commit, @created,
+                             @origin, @record, @receivedAt)`),
+      pipeline: p(`SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE knot = ? AND rkey = ?`).safeIntegers(true),
+      byTid: p(
+        `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE rkey = ? ORDER BY created LIMIT 1`,
+      ).safeIntegers(true),
+      workflowsOf: p(`SELECT ${WORKFLOW_COLUMNS}, started_at AS startedAt, finished_at AS finishedAt
+                      FROM workflows WHERE knot = ? AND rkey = ? ORDER BY name`),
+      assignRepoDid: p(`UPDATE pipelines SET repo_did = @repoDid
+                        WHERE knot = @knot AND repo_owner = @owner AND repo_name = @name AND repo_did IS NULL`),
       insertWorkflow:
         p(`INSERT OR IGNORE INTO workflows (knot, rkey, name, engine, runner, options, updated_at)
                          VALUES (@knot, @rkey, @name, @engine, @runner, @options, @now)`),
@@ -58,7 +83,11 @@ export class PipelineStore {
       setBuild: p(`UPDATE workflows SET build_id = @buildId, updated_at = @now
                    WHERE knot = @knot AND rkey = @rkey AND name = @name`),
       setStatus: p(`UPDATE workflows SET status = @status, status_at = @statusAt, error = @error,
-                      exit_code = @exitCode, updated_at = @now
+                      exit_code = @exitCode, updated_at = @now,
+                      started_at = CASE WHEN @status = 'running' THEN coalesce(started_at, @statusAt)
+                                        ELSE started_at END,
+                      finished_at = CASE WHEN @status IN ('pending', 'running') THEN finished_at
+                                         ELSE @statusAt END
                     WHERE knot = @knot AND rkey = @rkey AND name = @name`),
       setLogsDone: p(`UPDATE workflows SET logs_done = 1, updated_at = @now
                       WHERE knot = @knot AND rkey = @rkey AND name = @name`),
@@ -71,7 +100,21 @@ export class PipelineStore {
   }
 
   pipeline(knot: string, rkey: string): PipelineRow | undefined {
-    return this.s.pipeline!.get(knot, rkey) as PipelineRow | undefined;
+    return pipelineRow(this.s.pipeline!.get(knot, rkey));
+  }
+
+  /** A pipeline by its TID alone, as the ci API names it (the oldest, should two knots share one). */
+  pipelineByTid(rkey: string): PipelineRow | undefined {
+    return pipelineRow(this.s.byTid!.get(rkey));
+  }
+
+  workflowsOf(knot: string, rkey: string): WorkflowTimes[] {
+    return this.s.workflowsOf!.all(knot, rkey).map((r) => fromRow(r) as WorkflowTimes);
+  }
+
+  /** Gives pipelines of a repo known only by owner and name its newly assigned DID. */
+  assignRepoDid(where: { knot: string; owner: string; name: string }, repoDid: string): number {
+    return this.s.assignRepoDid!.run({ ...where, repoDid }).changes;
   }
 
   insertWorkflow(
@@ -116,6 +159,12 @@ export class PipelineStore {
 
 function pick(k: WorkflowKey): WorkflowKey {
   return { knot: k.knot, rkey: k.rkey, name: k.name };
+}
+
+function pipelineRow(r: unknown): PipelineRow | undefined {
+  if (!r) return undefined;
+  const row = r as PipelineRow & { receivedAt: bigint };
+  return { ...row, receivedAt: Number(row.receivedAt) };
 }
 
 function fromRow(r: unknown): WorkflowRow | undefined {

@@ -10,6 +10,11 @@ export interface RepoRow {
   repoDid: string | null;
 }
 
+/** Collaborator rows a knot announced are authored by `knot:<host>`, never a DID. */
+function knotAuthor(knot: string): string {
+  return `knot:${knot}`;
+}
+
 export class RepoStore {
   private readonly s: Record<string, Statement>;
   private readonly owner: string;
@@ -45,7 +50,13 @@ export class RepoStore {
       memberRkeys: p('SELECT rkey FROM members WHERE created_at < ?'),
       repoRkeysOf: p('SELECT rkey FROM repos WHERE owner = ? AND updated_at < ?'),
       collaboratorRkeysOf: p('SELECT rkey FROM collaborators WHERE author = ? AND updated_at < ?'),
-      collaboratorsOf: p(`SELECT DISTINCT subject FROM collaborators WHERE author = ? AND repo IN (?, ?)`),
+      collaboratorsOf: p(`SELECT DISTINCT subject FROM collaborators
+                          WHERE (author = @owner AND repo IN (@uri, @did)) OR (author = @knotAuthor AND repo = @did)`),
+      repoByName: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
+                     WHERE knot = @knot AND owner = @did AND name = @name LIMIT 1`),
+      setRepoDid: p(
+        'UPDATE repos SET repo_did = @repoDid, updated_at = @now WHERE owner = @owner AND rkey = @rkey',
+      ),
     };
   }
 
@@ -108,12 +119,44 @@ export class RepoStore {
     this.s.removeCollaborator!.run(author, rkey);
   }
 
-  /** Collaborators of a repo: records authored by its owner naming it by AT-URI or repo DID. */
+  /**
+   * Collaborators of a repo: records authored by its owner naming it by AT-URI or repo DID, and
+   * those its own knot announced (`sh.tangled.repo.collaboratorUpdate`).
+   */
   collaborators(repo: RepoRow): string[] {
     const uri = `at://${repo.owner}/sh.tangled.repo/${repo.rkey}`;
-    return (this.s.collaboratorsOf!.all(repo.owner, uri, repo.repoDid ?? uri) as { subject: string }[]).map(
-      (r) => r.subject,
-    );
+    const rows = this.s.collaboratorsOf!.all({
+      owner: repo.owner,
+      uri,
+      did: repo.repoDid ?? uri,
+      knotAuthor: knotAuthor(repo.knot),
+    }) as { subject: string }[];
+    return rows.map((r) => r.subject);
+  }
+
+  /** The owner or a collaborator: who may push, and so trigger runs by pull request. */
+  hasPushRights(repo: RepoRow, did: string): boolean {
+    return did === repo.owner || this.collaborators(repo).includes(did);
+  }
+
+  /** Any recorded repo (served or not) by the legacy key: knot, owner DID and name. */
+  repoByName(knot: string, did: string, name: string): RepoRow | undefined {
+    return this.s.repoByName!.get({ knot, did, name }) as RepoRow | undefined;
+  }
+
+  /** Gives a repo its DID (`didAssign`); false when another repo already holds that DID. */
+  assignRepoDid(repo: RepoRow, repoDid: string, now = Date.now()): boolean {
+    const holder = this.s.repoByDid!.get(repoDid) as { owner: string; rkey: string } | undefined;
+    if (holder && (holder.owner !== repo.owner || holder.rkey !== repo.rkey)) return false;
+    this.s.setRepoDid!.run({ owner: repo.owner, rkey: repo.rkey, repoDid, now });
+    return true;
+  }
+
+  /** Records or removes a collaborator a knot announced for a repo it hosts. */
+  knotCollaborator(knot: string, op: 'add' | 'remove', repoDid: string, subject: string): void {
+    const rkey = `${repoDid} ${subject}`;
+    if (op === 'add') this.putCollaborator(knotAuthor(knot), rkey, subject, repoDid);
+    else this.removeCollaborator(knotAuthor(knot), rkey);
   }
 
   /**

@@ -12,7 +12,7 @@ import { errorMessage, InvalidRequestError, NotFoundError, PermanentError } from
 import type { Logger } from '../logger.ts';
 import type { Delivery, QueueMessage } from '../queue/index.ts';
 import { buildRequest } from './build-request.ts';
-import type { DispatchMessage } from './intake.ts';
+import type { DispatchMessage } from './starter.ts';
 import { isTerminal, type StatusUpdate, type StatusWriter } from './status-writer.ts';
 
 export const RESTARTED_ERROR = 'bobbin restarted';

@@ -1,24 +1,26 @@
 /**
- * Intake of `sh.tangled.pipeline` frames from knots (spindle protocol §6, with §16's fixes):
- * the record must validate, name the knot it came from and a repo this spindle serves; a
- * (knot, rkey) seen before runs nothing; each workflow is routed to a runner and gets
- * `pending` (then a dispatch message), or one `failed` when it cannot run. The pipeline itself
- * is written to /events before its statuses. All of it commits in one transaction.
+ * Intake of `sh.tangled.pipeline` frames from knots (spindle protocol §6 with §16's fixes, and
+ * 2026 spec §4.2–4.5): the record must validate, name the knot it came from and a repo this
+ * spindle serves; a (knot, rkey) seen before runs nothing, nor does a push or PR that already
+ * runs under its dedup key. From a legacy knot the pipeline is adopted at once. From a knot that
+ * sends new-shape ref updates, bobbin's own pipeline for the push is authoritative: the knot's
+ * rkey is lent to it and this message waits; if no self-created run took the key by then, the
+ * knot's pipeline is adopted after all, so nothing is ever lost.
  */
-
 import type { RecordValidator } from '../atproto/lexicons.ts';
 import type { PipelineStore } from '../db/pipeline-store.ts';
 import type { RepoStore } from '../db/repo-store.ts';
+import type { RunKeyStore } from '../db/run-key-store.ts';
 import { errorMessage } from '../errors.ts';
 import type { EventLog } from '../events/index.ts';
 import type { Logger } from '../logger.ts';
-import type { Queue } from '../queue/index.ts';
-import { type RoutingTable, routeWorkflow } from './routing.ts';
-import { PIPELINE_NSID, type StatusWriter } from './status-writer.ts';
+import type { Delivery, Queue } from '../queue/index.ts';
+import { runKeyOf } from './run-keys.ts';
+import type { PipelineRecord, PipelineStarter } from './starter.ts';
+import { PIPELINE_NSID } from './status-writer.ts';
 
 export const INTAKE_TOPIC = 'pipeline.intake';
 const REPLAY = 'already received (replay)';
-export const DISPATCH_TOPIC = 'workflow.dispatch';
 
 export interface IntakeMessage {
   knot: string;
@@ -27,34 +29,21 @@ export interface IntakeMessage {
   event: Record<string, unknown>;
 }
 
-export interface DispatchMessage {
-  knot: string;
-  rkey: string;
-  name: string;
-}
-
-interface PipelineRecord {
-  $type: string;
-  triggerMetadata: {
-    kind: string;
-    repo: { knot: string; did: string; repo: string; defaultBranch?: string };
-  };
-  workflows: Array<{ name: string; engine: string; raw: string; clone?: unknown }>;
-}
-
 export type IntakeOutcome =
   | { accepted: true; workflows: number; pending: number }
-  | { accepted: false; reason: string };
+  | { accepted: false; reason: string; waiting?: true; duplicate?: true };
 
 export interface IntakeDeps {
   store: PipelineStore;
   repos: RepoStore;
+  runKeys: RunKeyStore;
   events: EventLog;
   queue: Queue;
-  statuses: StatusWriter;
+  starter: PipelineStarter;
   validator: RecordValidator;
-  routing: RoutingTable;
   log: Logger;
+  /** How long a lent knot pipeline waits for bobbin's own before it is adopted. */
+  adoptAfterMs: number;
 }
 
 export class Intake {
@@ -67,20 +56,23 @@ export class Intake {
   /** Publishes a knot's pipeline frame for intake; a repeat of (knot, rkey) is not stored again. */
   publish(message: IntakeMessage): boolean {
     const id = `${message.knot}/${message.rkey}`;
-    return this.d.queue.publish(INTAKE_TOPIC, message.knot, id, message).published;
+    // Partitioned per pipeline: one waiting for its self-created twin must not hold up the knot.
+    return this.d.queue.publish(INTAKE_TOPIC, id, id, message).published;
   }
 
-  handle(message: IntakeMessage): IntakeOutcome {
-    const outcome = this.accept(message);
+  handle(message: IntakeMessage, delivery?: Pick<Delivery, 'hold'>): IntakeOutcome {
+    const outcome = this.accept(message, delivery);
     const where = { knot: message.knot, rkey: message.rkey };
     if (outcome.accepted) this.d.log.info({ ...where, ...outcome }, 'pipeline accepted');
     else if (outcome.reason === REPLAY) this.d.log.debug(where, 'pipeline already received; replay ignored');
+    else if (outcome.waiting || outcome.duplicate)
+      this.d.log.info({ ...where, reason: outcome.reason }, 'pipeline deferred');
     else this.d.log.warn({ ...where, reason: outcome.reason }, 'pipeline dropped');
     return outcome;
   }
 
-  private accept({ knot, rkey, event }: IntakeMessage): IntakeOutcome {
-    const { store, repos, validator } = this.d;
+  private accept({ knot, rkey, event }: IntakeMessage, delivery?: Pick<Delivery, 'hold'>): IntakeOutcome {
+    const { store, repos, runKeys, validator } = this.d;
     if (store.pipeline(knot, rkey)) return { accepted: false, reason: REPLAY };
     let record: PipelineRecord;
     try {
@@ -99,48 +91,44 @@ export class Intake {
         reason: `triggerMetadata.repo.knot ${JSON.stringify(trigger.repo.knot)} is not the sending knot`,
       };
     }
-    const repo = repos.servedRepoByName(knot, trigger.repo.did, trigger.repo.repo);
+    const byDid = trigger.repo.repoDid ? repos.servedRepoByDid(trigger.repo.repoDid) : undefined;
+    const repo =
+      byDid?.knot === knot ? byDid : repos.servedRepoByName(knot, trigger.repo.did, trigger.repo.repo ?? '');
     if (!repo)
       return { accepted: false, reason: `repo ${trigger.repo.did}/${trigger.repo.repo} is not served here` };
     if (record.workflows.length === 0) return { accepted: false, reason: 'no workflows' };
 
-    const routes = record.workflows.map((w) => ({
-      w,
-      route: routeWorkflow(w.raw, w.engine, this.d.routing),
-    }));
-    let pending = 0;
-    this.d.events.transaction(() => {
-      store.insertPipeline({
-        knot,
-        rkey,
-        repoOwner: repo.owner,
-        repoName: repo.name,
-        record: JSON.stringify(record),
-        receivedAt: Date.now(),
-      });
-      this.d.events.append(PIPELINE_NSID, rkey, record);
-      for (const { w, route } of routes) {
-        const key = { knot, rkey, name: w.name };
-        store.insertWorkflow({
-          ...key,
-          engine: w.engine,
-          runner: route.ok ? route.runner : null,
-          options: JSON.stringify(route.ok ? route.options : {}),
-        });
-        if (!route.ok) {
-          this.d.statuses.write(key, { status: 'failed', error: route.error, exitCode: -1 });
-          continue;
+    const key = runKeyOf(repo, record);
+    const mode = runKeys.knotMode(knot);
+    return this.d.events.transaction((): IntakeOutcome => {
+      const claimed = key ? runKeys.get(key) : undefined;
+      if (claimed?.state === 'run')
+        return {
+          accepted: false,
+          duplicate: true,
+          reason: `already runs as ${claimed.knot}/${claimed.rkey}`,
+        };
+      if (mode.mode === 'new' && key && delivery) {
+        if (mode.sendsPipelines !== true) runKeys.setSendsPipelines(knot, true);
+        if (!claimed) {
+          runKeys.put(key, { state: 'lent', knot, rkey });
+          delivery.hold(this.d.adoptAfterMs);
+          return {
+            accepted: false,
+            waiting: true,
+            reason: 'rkey lent to the pipeline built from the ref update',
+          };
         }
-        this.d.statuses.write(key, { status: 'pending' });
-        this.d.queue.publish<DispatchMessage>(
-          DISPATCH_TOPIC,
-          `${knot}/${rkey}/${w.name}`,
-          `${knot}/${rkey}/${w.name}`,
-          key,
-        );
-        pending++;
+        if (claimed.knot !== knot || claimed.rkey !== rkey)
+          return {
+            accepted: false,
+            duplicate: true,
+            reason: `the same push waits as ${claimed.knot}/${claimed.rkey}`,
+          };
+        // Lent earlier and nobody took it: adopt the knot's pipeline after all.
       }
+      const started = this.d.starter.start({ knot, rkey, repo, record, origin: 'knot', runKey: key });
+      return { accepted: true, workflows: started.workflows, pending: started.pending };
     });
-    return { accepted: true, workflows: routes.length, pending };
   }
 }

@@ -170,7 +170,8 @@ function checkGlob(glob: string, where: string): void {
 }
 
 function cloneOptions(value: unknown): CloneOptions {
-  const c = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  const c =
+    value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
   const bool = (v: unknown, fallback: boolean) => (typeof v === 'boolean' ? v : fallback);
   const depth = typeof c.depth === 'number' && Number.isInteger(c.depth) && c.depth >= 0 ? c.depth : 0;
   return { skip: bool(c.skip, false), depth, submodules: bool(c.submodules, true), tags: bool(c.tags, true) };

@@ -2,6 +2,7 @@
  * The real daemon (`bin/bobbin.js serve`) against faithful fakes: a Jetstream, a PLC + PDS and
  * a knot, with helpers to onboard a repo and build pipeline records as a stock knot does.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { FakeJetstream } from '../fakes/jetstream.ts';
 import { FakeKnot } from '../fakes/knot.ts';
@@ -157,20 +158,24 @@ export interface WorkflowSpec {
   raw?: string;
 }
 
-/** A `sh.tangled.pipeline` record exactly as a stock knot sends it (push trigger). */
+/**
+ * A `sh.tangled.pipeline` record exactly as a stock knot sends it (push trigger). Each call is a
+ * new push (a fresh random sha) unless `push.newSha` is given.
+ */
 export function pipelineRecord(
   knot: string,
   workflows: WorkflowSpec[],
   repo: { did?: string; name?: string } = {},
+  push: { newSha?: string; ref?: string } = {},
 ): Record<string, unknown> {
   return {
     $type: '',
     triggerMetadata: {
       kind: 'push',
       push: {
-        newSha: '1111111111111111111111111111111111111111',
+        newSha: push.newSha ?? randomBytes(20).toString('hex'),
         oldSha: '0000000000000000000000000000000000000000',
-        ref: 'refs/heads/main',
+        ref: push.ref ?? 'refs/heads/main',
       },
       repo: { defaultBranch: '', did: repo.did ?? OWNER, knot, repo: repo.name ?? 'hello' },
     },

@@ -2,6 +2,7 @@ import { sql as queue } from './0001-queue.ts';
 import { sql as events } from './0002-events.ts';
 import { sql as discovery } from './0003-discovery.ts';
 import { sql as pipelines } from './0004-pipelines.ts';
+import { sql as ci } from './0005-ci.ts';
 
 export interface Migration {
   version: number;
@@ -15,4 +16,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 2, name: 'events', sql: events },
   { version: 3, name: 'discovery', sql: discovery },
   { version: 4, name: 'pipelines', sql: pipelines },
+  { version: 5, name: 'ci', sql: ci },
 ];

@@ -1,0 +1,50 @@
+/**
+ * Spindle-created pipelines and the sh.tangled.ci API (2026 spec §3, §4).
+ *
+ * Pipelines gain what the ci API filters and pages on: the repo DID, the trigger kind, the commit
+ * the run used, and `created` (the ns of its `sh.tangled.pipeline` event, the page cursor);
+ * `origin` says whether a knot sent it or bobbin built it. Workflows remember when they started
+ * and finished. `run_keys` is the push/PR dedup of §4.5 ("run" = a pipeline runs under it;
+ * "lent" = a new-generation knot's pipeline waits for the self-created one to take its rkey).
+ * `knot_modes` remembers which knots send new-shape ref updates, and whether they also send
+ * pipelines.
+ */
+export const sql = `
+ALTER TABLE pipelines ADD COLUMN repo_did TEXT;
+ALTER TABLE pipelines ADD COLUMN kind TEXT NOT NULL DEFAULT 'push';
+ALTER TABLE pipelines ADD COLUMN commit_sha TEXT;
+ALTER TABLE pipelines ADD COLUMN created INTEGER;
+ALTER TABLE pipelines ADD COLUMN origin TEXT NOT NULL DEFAULT 'knot';
+
+UPDATE pipelines SET
+  kind = coalesce(json_extract(record, '$.triggerMetadata.kind'), 'push'),
+  commit_sha = coalesce(json_extract(record, '$.triggerMetadata.push.newSha'),
+                        json_extract(record, '$.triggerMetadata.pullRequest.sourceSha')),
+  created = (SELECT created FROM events WHERE nsid = 'sh.tangled.pipeline' AND events.rkey = pipelines.rkey),
+  repo_did = (SELECT repo_did FROM repos WHERE repos.owner = pipelines.repo_owner
+                AND repos.name = pipelines.repo_name AND repos.knot = pipelines.knot);
+UPDATE pipelines SET created = received_at * 1000000 WHERE created IS NULL;
+
+CREATE INDEX pipelines_repo ON pipelines (repo_did, created);
+CREATE INDEX pipelines_commit ON pipelines (repo_did, commit_sha, created);
+CREATE INDEX pipelines_tid ON pipelines (rkey);
+
+ALTER TABLE workflows ADD COLUMN started_at INTEGER;
+ALTER TABLE workflows ADD COLUMN finished_at INTEGER;
+
+CREATE TABLE run_keys (
+  key         TEXT    PRIMARY KEY,
+  state       TEXT    NOT NULL CHECK (state IN ('run', 'lent')),
+  knot        TEXT    NOT NULL,
+  rkey        TEXT    NOT NULL,
+  created_at  INTEGER NOT NULL
+);
+CREATE INDEX run_keys_age ON run_keys (created_at);
+
+CREATE TABLE knot_modes (
+  knot             TEXT    PRIMARY KEY,
+  mode             TEXT    NOT NULL CHECK (mode IN ('legacy', 'new')),
+  sends_pipelines  INTEGER NOT NULL DEFAULT 0,
+  updated_at       INTEGER NOT NULL
+);
+`;
