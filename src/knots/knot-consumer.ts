@@ -29,6 +29,7 @@ const WANTED = new Set([
   'sh.tangled.pipeline',
   'sh.tangled.git.refUpdate',
   'sh.tangled.repo.collaboratorUpdate',
+  'sh.tangled.repo.didAssign',
 ]);
 
 export class KnotConsumers {

@@ -58,7 +58,8 @@ export class GitRepos {
     if (parent) this.git(dir, ['read-tree', parent], env);
     for (const [path, content] of Object.entries(files)) {
       if (content === null) {
-        this.git(dir, ['update-index', '--force-remove', path], env);
+        // Mode 0 removes the entry (update-index --force-remove needs a work tree).
+        this.git(dir, ['update-index', '--index-info'], env, `0 ${'0'.repeat(40)}\t${path}\n`);
         continue;
       }
       const oid = this.git(dir, ['hash-object', '-w', '--stdin'], env, content).trim();

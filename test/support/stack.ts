@@ -134,22 +134,56 @@ export function repoRecord(
   name: string,
   knot: string,
   spindle: string | null = HOSTNAME,
+  repoDid?: string,
 ): Record<string, unknown> {
   return {
     $type: 'sh.tangled.repo',
     name,
     knot,
     ...(spindle === null ? {} : { spindle }),
+    ...(repoDid ? { repoDid } : {}),
     createdAt: new Date().toISOString(),
   };
 }
 
 /** Puts a repo record on Jetstream (authored by `did`) and waits until the knot has a connection. */
-export async function onboard(stack: Stack, name = 'hello', did = OWNER): Promise<string> {
+export async function onboard(
+  stack: Stack,
+  name = 'hello',
+  did = OWNER,
+  options: { knot?: FakeKnot; repoDid?: string } = {},
+): Promise<string> {
   const key = rkey();
-  stack.jetstream.commit(did, 'sh.tangled.repo', key, 'create', repoRecord(name, stack.knot.host));
-  await waitFor(() => stack.knot.connected > 0, 'the knot connection');
+  const knot = options.knot ?? stack.knot;
+  stack.jetstream.commit(
+    did,
+    'sh.tangled.repo',
+    key,
+    'create',
+    repoRecord(name, knot.host, HOSTNAME, options.repoDid),
+  );
+  await waitFor(() => knot.connected > 0, 'the knot connection');
   return key;
+}
+
+/** A new-shape `sh.tangled.git.refUpdate` (knot v1.14+): `repo` is the repo DID. */
+export function refUpdate(
+  repoDid: string,
+  newSha: string,
+  options: { ref?: string; changedFiles?: string[]; pushOptions?: string[]; oldSha?: string } = {},
+): Record<string, unknown> {
+  return {
+    $type: 'sh.tangled.git.refUpdate',
+    ref: options.ref ?? 'refs/heads/main',
+    repo: repoDid,
+    ownerDid: OWNER,
+    committerDid: OWNER,
+    oldSha: options.oldSha ?? '0'.repeat(40),
+    newSha,
+    changedFiles: options.changedFiles ?? [],
+    pushOptions: options.pushOptions ?? [],
+    meta: { isDefaultRef: true, commitCount: {} },
+  };
 }
 
 export interface WorkflowSpec {
@@ -188,11 +222,15 @@ export function pipelineRecord(
   };
 }
 
-export function stubWorkflow(outcome: string, duration: string, steps = ['test']): string {
+export function stubWorkflow(
+  outcome: string,
+  duration: string,
+  steps = ['test'],
+  when = '  - event: ["push"]\n    branch: ["main"]',
+): string {
   return [
     'when:',
-    '  - event: ["push"]',
-    '    branch: ["main"]',
+    when,
     'engine: nixery',
     'steps:',
     ...steps.flatMap((s) => [`  - name: ${s}`, `    command: echo ${s}`]),

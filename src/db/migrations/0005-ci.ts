@@ -44,7 +44,7 @@ CREATE INDEX run_keys_age ON run_keys (created_at);
 CREATE TABLE knot_modes (
   knot             TEXT    PRIMARY KEY,
   mode             TEXT    NOT NULL CHECK (mode IN ('legacy', 'new')),
-  sends_pipelines  INTEGER NOT NULL DEFAULT 0,
+  sends_pipelines  INTEGER,
   updated_at       INTEGER NOT NULL
 );
 `;

@@ -1,0 +1,284 @@
+/**
+ * The 2026 protocol against the real daemon (2026 spec §5 checklist): push pipelines built from
+ * new-shape ref updates with workflows read over real git HTTP, per-knot mode and dedup with the
+ * v1.14 burst in both orders, repo DIDs from knots, and the bad input of the issue's acceptance list.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppviewEvents } from './fakes/appview.ts';
+import { FakeKnot } from './fakes/knot.ts';
+import {
+  OWNER,
+  onboard,
+  pipelineRecord,
+  refUpdate,
+  rkey,
+  type Stack,
+  startStack,
+  stubWorkflow,
+} from './support/stack.ts';
+import { sleep, waitFor } from './support/wait.ts';
+
+const TID = /^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$/;
+const REPO = 'did:plc:hellorepo';
+const CI = stubWorkflow('success', '0s', ['build']);
+const DEV_ONLY = stubWorkflow('success', '0s', ['test'], '  - event: push\n    branch: dev');
+
+let s: Stack;
+let app: AppviewEvents;
+
+beforeAll(async () => {
+  s = await startStack({ BOBBIN_PUSH_HOLD: '1s' });
+  app = new AppviewEvents();
+  await app.connect(s.daemon.base);
+  s.knot.git.create(REPO);
+  s.knot.defaultBranches.set(REPO, 'main');
+  await onboard(s, 'hello', OWNER, { repoDid: REPO });
+}, 30_000);
+
+afterAll(async () => {
+  if (process.env.DUMP_LOGS) (await import('node:fs')).writeFileSync(process.env.DUMP_LOGS, s.daemon.logs());
+  await app?.close();
+  await s?.close();
+});
+
+interface Announced {
+  triggerMetadata: {
+    kind: string;
+    push?: { ref: string; newSha: string };
+    repo: { knot: string; did: string; repo?: string; repoDid?: string; defaultBranch: string };
+  };
+  workflows: Array<{ name: string; engine: string; clone: Record<string, unknown> }>;
+}
+
+/** Pipelines announced on /events for a commit, as [rkey, record]. */
+function pipelinesFor(sha: string): Array<[string, Announced]> {
+  return ([...app.pipelines.entries()] as Array<[string, Announced]>).filter(
+    ([, p]) => p.triggerMetadata.push?.newSha === sha,
+  );
+}
+
+async function finishedPipeline(sha: string): Promise<[string, Announced]> {
+  return waitFor(
+    () => {
+      const found = pipelinesFor(sha)[0];
+      if (!found) return undefined;
+      const latest = Object.values(app.latest(found[0]));
+      return latest.length === found[1].workflows.length && latest.every((r) => r.status === 'success')
+        ? found
+        : undefined;
+    },
+    `a finished pipeline for ${sha.slice(0, 8)}`,
+    20_000,
+  );
+}
+
+/** A commit on the served repo's main branch and its new-shape ref update. */
+function push(files: Record<string, string | null>, options: Parameters<typeof refUpdate>[2] = {}): string {
+  const sha = s.knot.git.commit(REPO, files, { branch: options.ref?.replace('refs/heads/', '') });
+  s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(REPO, sha, options));
+  return sha;
+}
+
+describe('push pipelines built from new-shape refUpdate (2026 §3.2–3.5)', () => {
+  it('reads the workflows at the pushed commit, compiles when:, and runs the pipeline under a TID', async () => {
+    const sha = push({
+      '.tangled/workflows/ci.yml': CI,
+      '.tangled/workflows/dev-only.yml': DEV_ONLY,
+      'src/main.c': 'int main(void) { return 0; }\n',
+    });
+    const [tid, record] = await finishedPipeline(sha);
+    expect(tid).toMatch(TID);
+    expect(record.triggerMetadata).toMatchObject({
+      kind: 'push',
+      push: { ref: 'refs/heads/main', newSha: sha },
+      repo: { knot: s.knot.host, did: OWNER, repoDid: REPO, defaultBranch: 'main' },
+    });
+    expect(record.workflows.map((w) => w.name)).toEqual(['ci.yml']);
+    expect(record.workflows[0]!.clone).toEqual({ skip: false, depth: 0, submodules: true, tags: true });
+    const statuses = [...app.statuses.values()].filter((r) => r.pipelineRkey === tid);
+    expect(new Set(statuses.map((r) => r.pipelineKnot))).toEqual(new Set([s.knot.host]));
+    expect(app.history(tid, 'ci.yml')).toEqual(['pending', 'running', 'success']);
+  });
+
+  it('creates nothing for skip-ci or ci-skip, an old-shape refUpdate, a commit without workflows, or a replay', async () => {
+    const before = app.pipelines.size;
+    push({ '.tangled/workflows/ci.yml': CI, 'a.txt': '1' }, { pushOptions: ['skip-ci'] });
+    push({ 'a.txt': '2' }, { pushOptions: ['verbose-ci', 'ci-skip'] });
+    const legacySha = s.knot.git.commit(REPO, { 'a.txt': '3' });
+    s.knot.emit('sh.tangled.git.refUpdate', rkey(), {
+      ref: 'refs/heads/main',
+      committerDid: OWNER,
+      repoDid: OWNER,
+      repoName: 'hello',
+      oldSha: '0'.repeat(40),
+      newSha: legacySha,
+      meta: { isDefaultRef: true, commitCount: {} },
+    });
+    const bare = s.knot.git.commit(REPO, { '.tangled/workflows/ci.yml': null, 'b.txt': 'x' });
+    s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(REPO, bare));
+    // The same push again under another frame rkey (a knot replaying after a restart).
+    const sentinel = push({ '.tangled/workflows/ci.yml': CI, 'c.txt': 'x' });
+    s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(REPO, sentinel));
+    await finishedPipeline(sentinel);
+    await sleep(1500);
+    expect(app.pipelines.size).toBe(before + 1);
+    expect(pipelinesFor(sentinel)).toHaveLength(1);
+    expect(s.daemon.logs()).toContain('"msg":"push skipped by push option"');
+    expect(s.daemon.logs()).toContain('"msg":"push: no workflows to run"');
+  });
+
+  it('runs paths: entries only when a changed file matches', async () => {
+    const workflow = stubWorkflow(
+      'success',
+      '0s',
+      ['test'],
+      '  - event: push\n    branch: main\n    paths: ["src/**"]',
+    );
+    const docsOnly = push(
+      { '.tangled/workflows/ci.yml': workflow, 'docs/x.md': 'x' },
+      { changedFiles: ['docs/x.md'] },
+    );
+    const code = push({ 'src/y.c': 'y' }, { changedFiles: ['src/y.c'] });
+    await finishedPipeline(code);
+    expect(pipelinesFor(docsOnly)).toEqual([]);
+  });
+});
+
+describe('bad input from knots and repos (acceptance)', () => {
+  it('drops a refUpdate from a knot that is not the repo’s, an unknown repo DID, a huge workflow file and an invalid glob', async () => {
+    const other = await FakeKnot.start();
+    try {
+      await onboard(s, 'elsewhere', OWNER, { knot: other, repoDid: 'did:plc:elsewhere' });
+      const before = app.pipelines.size;
+      const stolen = s.knot.git.commit(REPO, { '.tangled/workflows/ci.yml': CI, 'd.txt': 'x' });
+      other.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(REPO, stolen));
+      s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate('did:plc:nobody', stolen));
+      const huge = push({ '.tangled/workflows/huge.yml': `# ${'x'.repeat(3 * 1024 * 1024)}\n${CI}` });
+      const badGlob = stubWorkflow('success', '0s', ['test'], '  - event: push\n    branch: "release-[0-9"');
+      const globSha = push({ '.tangled/workflows/huge.yml': null, '.tangled/workflows/ci.yml': badGlob });
+      const sentinel = push({ '.tangled/workflows/ci.yml': CI });
+      await finishedPipeline(sentinel);
+      await sleep(500);
+      expect(app.pipelines.size).toBe(before + 1);
+      for (const sha of [stolen, huge, globSha]) expect(pipelinesFor(sha)).toEqual([]);
+      const logs = s.daemon.logs();
+      expect(logs).toContain("ref update dropped: the sending knot is not the repo's knot");
+      expect(logs).toContain('ref update dropped: no repo with this DID is served here');
+      expect(logs).toMatch(/"reason":"workflow file huge\.yml is \d+ bytes; the limit is 1048576"/);
+      expect(logs).toMatch(/"workflow":"ci.yml","reason":"when\[0\]\.branch: invalid glob/);
+      expect(app.fatal).toBe(0);
+    } finally {
+      await other.close();
+    }
+  }, 30_000);
+});
+
+describe('per-knot mode and dedup (2026 §4.3, §4.5)', () => {
+  /** A second knot with its own repo, first contact for the daemon. */
+  async function freshKnot(name: string): Promise<{ knot: FakeKnot; repoDid: string }> {
+    const knot = await FakeKnot.start();
+    const repoDid = `did:plc:${name}`;
+    knot.git.create(repoDid);
+    await onboard(s, name, OWNER, { knot, repoDid });
+    return { knot, repoDid };
+  }
+
+  /** The knot's own pipeline for the push, as a v1.14 Go knot sends it. */
+  function knotPipeline(knot: FakeKnot, name: string, repoDid: string, sha: string): Record<string, unknown> {
+    const record = pipelineRecord(knot.host, [{ name: 'ci.yml', raw: CI }], { name }, { newSha: sha });
+    (record.triggerMetadata as { repo: Record<string, unknown> }).repo.repoDid = repoDid;
+    return record;
+  }
+
+  it('runs a v1.14 burst (refUpdate then pipeline) once, under the knot’s rkey, with the self-built record', async () => {
+    const { knot, repoDid } = await freshKnot('burst');
+    try {
+      for (let i = 0; i < 2; i++) {
+        // The first burst is first contact (mode unknown); the second finds the knot "new".
+        const sha = knot.git.commit(repoDid, { '.tangled/workflows/ci.yml': CI, 'n.txt': String(i) });
+        const knotRkey = rkey();
+        knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(repoDid, sha));
+        knot.emit('sh.tangled.pipeline', knotRkey, knotPipeline(knot, 'burst', repoDid, sha));
+        const [tid, record] = await finishedPipeline(sha);
+        expect(tid).toBe(knotRkey);
+        expect(record.triggerMetadata.repo.repoDid).toBe(repoDid);
+        expect(record.triggerMetadata.repo.repo).not.toBe('burst');
+        await sleep(600);
+        expect(pipelinesFor(sha)).toHaveLength(1);
+        expect(app.history(tid, 'ci.yml')).toEqual(['pending', 'running', 'success']);
+      }
+    } finally {
+      await knot.close();
+    }
+  }, 30_000);
+
+  it('runs the reverse order (pipeline then refUpdate) once, on a first-contact knot and on a known-new one', async () => {
+    const { knot, repoDid } = await freshKnot('reverse');
+    try {
+      for (let i = 0; i < 2; i++) {
+        const sha = knot.git.commit(repoDid, { '.tangled/workflows/ci.yml': CI, 'n.txt': String(i) });
+        const knotRkey = rkey();
+        knot.emit('sh.tangled.pipeline', knotRkey, knotPipeline(knot, 'reverse', repoDid, sha));
+        await sleep(50);
+        knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(repoDid, sha));
+        const [tid] = await finishedPipeline(sha);
+        expect(tid).toBe(knotRkey);
+        await sleep(600);
+        expect(pipelinesFor(sha)).toHaveLength(1);
+      }
+    } finally {
+      await knot.close();
+    }
+  }, 30_000);
+
+  it('adopts a knot pipeline whose refUpdate never comes, after the wait', async () => {
+    const { knot, repoDid } = await freshKnot('lonely');
+    try {
+      const first = knot.git.commit(repoDid, { '.tangled/workflows/ci.yml': CI });
+      knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(repoDid, first));
+      await finishedPipeline(first);
+      const sha = knot.git.commit(repoDid, { 'x.txt': 'x' });
+      const knotRkey = rkey();
+      knot.emit('sh.tangled.pipeline', knotRkey, knotPipeline(knot, 'lonely', repoDid, sha));
+      const [tid] = await finishedPipeline(sha);
+      expect(tid).toBe(knotRkey);
+    } finally {
+      await knot.close();
+    }
+  }, 30_000);
+});
+
+describe('repo DIDs from knots (2026 §3.6, §4.2)', () => {
+  it('maps a repo known by owner and name to the DID a didAssign names, and refuses a DID another repo holds', async () => {
+    for (const name of ['legacy', 'squatter']) {
+      const key = await onboard(s, name);
+      await waitFor(
+        () => s.daemon.logs().includes(`"rkey":"${key}","op":"create","msg":"record applied"`),
+        'the repo',
+      );
+    }
+    const did = 'did:plc:legacyrepo';
+    s.knot.git.create(did);
+    s.knot.emit('sh.tangled.repo.didAssign', rkey(), {
+      ownerDid: OWNER,
+      repoName: 'legacy',
+      repoDid: did,
+      oldRepoAt: '',
+    });
+    // `hello` already holds REPO: a second repo claiming it is refused.
+    s.knot.emit('sh.tangled.repo.didAssign', rkey(), {
+      ownerDid: OWNER,
+      repoName: 'squatter',
+      repoDid: REPO,
+    });
+    await waitFor(() => s.daemon.logs().includes('"msg":"repo DID assigned"'), 'the assignment');
+    const sha = s.knot.git.commit(did, { '.tangled/workflows/ci.yml': CI });
+    s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(did, sha));
+    const [, record] = await finishedPipeline(sha);
+    expect(record.triggerMetadata.repo.repoDid).toBe(did);
+    await waitFor(
+      () => s.daemon.logs().includes('didAssign refused: another owner already holds this repo DID'),
+      'the refusal',
+    );
+  });
+});
