@@ -58,7 +58,7 @@ function pipelinesFor(sha: string): Array<[string, Announced]> {
 }
 
 async function finishedPipeline(sha: string): Promise<[string, Announced]> {
-  return waitFor(
+  return waitFor<[string, Announced] | undefined>(
     () => {
       const found = pipelinesFor(sha)[0];
       if (!found) return undefined;
@@ -69,7 +69,7 @@ async function finishedPipeline(sha: string): Promise<[string, Announced]> {
     },
     `a finished pipeline for ${sha.slice(0, 8)}`,
     20_000,
-  );
+  ) as Promise<[string, Announced]>;
 }
 
 /** A commit on the served repo's main branch and its new-shape ref update. */
