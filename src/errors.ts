@@ -28,6 +28,17 @@ export class MethodNotImplementedError extends BobbinError {
   override readonly code = 'MethodNotImplemented';
 }
 
+/** An XRPC error with a method-specific name in its body, e.g. `PipelineNotFound`. */
+export class XrpcError extends BobbinError {
+  readonly status: 400 | 404;
+  readonly error: string;
+  constructor(status: 400 | 404, error: string, message: string) {
+    super(message);
+    this.status = status;
+    this.error = error;
+  }
+}
+
 /** A transient failure: the queue retries the message with backoff. */
 export class RetryableError extends BobbinError {
   override readonly code = 'Retryable';

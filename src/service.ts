@@ -57,6 +57,7 @@ export class Service {
       hostname: ctx.config.hostname,
       owner: ctx.config.owner,
       health: () => this.health,
+      xrpcMethods: (app) => this.spindle.ci.mount(app),
     });
     this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port, this.spindle.upgradeRoutes);
     await this.spindle.start();

@@ -9,6 +9,8 @@ import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { BuildRunner } from '../providers/runner.ts';
 import { RecordValidator } from './atproto/lexicons.ts';
+import { CiApi } from './ci/ci-api.ts';
+import { PipelineLogSubscriptions, SUBSCRIBE_LOGS_PATH } from './ci/log-subscription.ts';
 import type { AppContext } from './context.ts';
 import { CursorStore } from './db/cursor-store.ts';
 import { LogStore } from './db/log-store.ts';
@@ -63,6 +65,8 @@ export class Spindle {
   readonly jetstream: JetstreamConsumer;
   readonly events: EventsServer;
   readonly logs: LogsServer;
+  readonly ci: CiApi;
+  readonly logSubscriptions: PipelineLogSubscriptions;
   private readonly ctx: AppContext;
   private readonly collector: LogCollector;
   private readonly backfill: Backfiller;
@@ -112,17 +116,19 @@ export class Spindle {
       log: intakeLog,
       adoptAfterMs: config.pushHoldMs + 3000,
     });
+    const fetcher = new WorkflowFetcher({
+      dir: config.repoDir ?? join(dirname(config.db), 'repos'),
+      dev: config.dev,
+      log: subsystemLogger(log, 'git'),
+    });
+    this.ci = new CiApi({ db, pipelines: this.pipelines, repos: this.repos, fetcher });
     this.pushes = new PushIntake({
       repos: this.repos,
       runKeys: this.runKeys,
       events: ctx.events,
       queue,
       starter,
-      fetcher: new WorkflowFetcher({
-        dir: config.repoDir ?? join(dirname(config.db), 'repos'),
-        dev: config.dev,
-        log: subsystemLogger(log, 'git'),
-      }),
+      fetcher,
       defaultBranches: new DefaultBranches({ dev: config.dev, log: intakeLog }),
       validator,
       log: intakeLog,
@@ -203,6 +209,13 @@ export class Spindle {
       },
       { pingIntervalMs },
     );
+    this.logSubscriptions = new PipelineLogSubscriptions({
+      store: this.pipelines,
+      lines: this.lines,
+      collector: this.collector,
+      log: subsystemLogger(log, 'logs'),
+      pingIntervalMs,
+    });
   }
 
   get upgradeRoutes(): UpgradeRoutes {
@@ -211,6 +224,8 @@ export class Spindle {
         this.events.handleUpgrade(req, socket, head),
       [LOGS_PREFIX]: (req: IncomingMessage, socket: Duplex, head: Buffer) =>
         this.logs.handleUpgrade(req, socket, head),
+      [SUBSCRIBE_LOGS_PATH]: (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+        this.logSubscriptions.handleUpgrade(req, socket, head),
     };
   }
 
@@ -228,7 +243,12 @@ export class Spindle {
   /** Stops reading from the network first, then the servers and log collection. */
   async stop(): Promise<void> {
     await Promise.all([this.jetstream.stop(), this.knots.stop()]);
-    await Promise.all([this.events.close(), this.logs.close(), this.collector.stop()]);
+    await Promise.all([
+      this.events.close(),
+      this.logs.close(),
+      this.logSubscriptions.close(),
+      this.collector.stop(),
+    ]);
   }
 
   private reconcileKnots(): Promise<void> {

@@ -6,6 +6,7 @@ import {
   InvalidRequestError,
   MethodNotImplementedError,
   NotFoundError,
+  XrpcError,
 } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { VERSION } from '../version.ts';
@@ -18,6 +19,8 @@ export interface HttpDeps {
   hostname: string;
   owner: string;
   health: () => Health;
+  /** Further XRPC methods (see XrpcDeps.methods). */
+  xrpcMethods?: (app: Hono) => void;
 }
 
 const BANNER = (hostname: string) => `bobbin ${VERSION}: a Tangled spindle at ${hostname}
@@ -40,7 +43,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
     return c.json({ status: health, version: VERSION }, health === 'ready' ? 200 : 503);
   });
 
-  mountXrpc(app, { owner: deps.owner });
+  mountXrpc(app, { owner: deps.owner, methods: deps.xrpcMethods });
 
   // Reached only without a WebSocket upgrade (upgrades are taken over by the node server).
   app.all('/events', (c) => c.text('Bad Request: /events is a WebSocket endpoint\n', 400));
@@ -61,6 +64,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
 }
 
 export function errorResponse(err: unknown): [ContentfulStatusCode, { error: string; message: string }] {
+  if (err instanceof XrpcError) return [err.status, { error: err.error, message: err.message }];
   if (err instanceof InvalidRequestError) return [400, { error: 'InvalidRequest', message: err.message }];
   if (err instanceof AuthError) return [401, { error: 'AuthRequired', message: err.message }];
   if (err instanceof NotFoundError) return [404, { error: 'NotFound', message: err.message }];

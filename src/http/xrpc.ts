@@ -1,12 +1,14 @@
 /**
  * The XRPC surface under /xrpc/. Bodies of errors are `{"error","message"}` JSON, as the
- * appview expects; only the methods below exist so far.
+ * appview expects. `sh.tangled.owner` is here; the ci API mounts itself through `methods`.
  */
 import type { Hono } from 'hono';
 import { MethodNotImplementedError } from '../errors.ts';
 
 export interface XrpcDeps {
   owner: string;
+  /** Mounts further methods (the sh.tangled.ci API) before the catch-all. */
+  methods?: (app: Hono) => void;
 }
 
 export function mountXrpc(app: Hono, deps: XrpcDeps): void {
@@ -15,6 +17,7 @@ export function mountXrpc(app: Hono, deps: XrpcDeps): void {
   app.get('/xrpc/sh.tangled.owner', (c) => c.body(ownerBody, 200, { 'Content-Type': 'application/json' }));
   // A known method with the wrong HTTP method: 405 with an empty body, as stock answers.
   app.all('/xrpc/sh.tangled.owner', (c) => c.body(null, 405, { Allow: 'GET, HEAD' }));
+  deps.methods?.(app);
   app.all('/xrpc/*', (c) => {
     const method = c.req.path.slice('/xrpc/'.length);
     throw new MethodNotImplementedError(`method ${method || '(none)'} is not implemented here`);

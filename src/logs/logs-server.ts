@@ -11,15 +11,13 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { LogStore } from '../db/log-store.ts';
 import type { PipelineStore, WorkflowKey } from '../db/pipeline-store.ts';
 import type { Logger } from '../logger.ts';
-import { isTerminal } from '../pipelines/status-writer.ts';
+import { followLog, sendAll } from './follow.ts';
 import type { LogCollector } from './log-collector.ts';
-import { errorOnlyLog } from './log-line.ts';
 
 export const LOGS_PREFIX = '/logs/';
 const KNOT = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?$/;
 const RKEY = /^[A-Za-z0-9._~:-]{1,512}$/;
 const MAX_NAME = 255;
-const BATCH = 500;
 
 export interface LogsServerOptions {
   pingIntervalMs?: number;
@@ -97,69 +95,17 @@ export class LogsServer {
   }
 
   private async stream(ws: WebSocket, key: WorkflowKey): Promise<void> {
-    let wake: () => void = () => {};
-    let woken = false;
-    const unwatch = this.collector.watch(key, () => {
-      woken = true;
-      wake();
-    });
-    try {
-      let seq = 0;
-      for (;;) {
-        if (ws.readyState !== ws.OPEN) return;
-        woken = false;
-        const batch = this.lines.from(key, seq, BATCH);
-        if (batch.length > 0) {
-          await sendAll(
-            ws,
-            batch.map((l) => l.line),
-          );
-          seq = batch.at(-1)!.seq + 1;
-          if (batch.length === BATCH) continue;
-        }
-        const row = this.store.workflow(key);
-        if (row && isTerminal(row.status) && !this.collector.isCollecting(key)) {
-          // Lines may have landed between the read and now: read once more before closing.
-          if (this.lines.count(key) > seq) continue;
-          if (seq === 0 && row.status === 'failed' && row.error) {
-            const time = new Date((row.statusAt ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
-            await sendAll(ws, errorOnlyLog(row.error, time));
-          }
-          ws.close(1000, 'log stream complete');
-          return;
-        }
-        if (woken) continue;
-        const idle = await new Promise<boolean>((resolve) => {
-          const done = (timedOut: boolean) => {
-            clearTimeout(timer);
-            ws.off('close', onClose);
-            wake = () => {};
-            resolve(timedOut);
-          };
-          const onClose = () => done(false);
-          const timer = setTimeout(done, this.pingIntervalMs, true);
-          wake = () => done(false);
-          ws.once('close', onClose);
-        });
-        if (idle && ws.readyState === ws.OPEN) ws.ping();
-      }
-    } finally {
-      unwatch();
-    }
+    const deps = {
+      store: this.store,
+      lines: this.lines,
+      collector: this.collector,
+      pingIntervalMs: this.pingIntervalMs,
+    };
+    if (await followLog(deps, ws, key, (lines) => sendAll(ws, lines))) ws.close(1000, 'log stream complete');
   }
 }
 
-function sendAll(ws: WebSocket, frames: string[]): Promise<void> {
-  let flushed: Promise<void> = Promise.resolve();
-  for (const frame of frames) {
-    flushed = new Promise<void>((resolve, reject) =>
-      ws.send(frame, (err) => (err ? reject(err) : resolve())),
-    );
-  }
-  return flushed;
-}
-
-function refuse(socket: Duplex, code: number, reason: string, body: string): void {
+export function refuse(socket: Duplex, code: number, reason: string, body: string): void {
   socket.end(
     `HTTP/1.1 ${code} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

@@ -25,7 +25,8 @@ UPDATE pipelines SET
                 AND repos.name = pipelines.repo_name AND repos.knot = pipelines.knot);
 UPDATE pipelines SET created = received_at * 1000000 WHERE created IS NULL;
 
-CREATE INDEX pipelines_repo ON pipelines (repo_did, created);
+-- (repo, created, kind) answers a page and its total from the index alone, with or without kinds.
+CREATE INDEX pipelines_repo ON pipelines (repo_did, created, kind);
 CREATE INDEX pipelines_commit ON pipelines (repo_did, commit_sha, created);
 CREATE INDEX pipelines_tid ON pipelines (rkey);
 

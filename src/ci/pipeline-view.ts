@@ -1,0 +1,85 @@
+/**
+ * `sh.tangled.ci.pipeline` objects (2026 spec §3.8) from bobbin's rows: the TID, the repo DID,
+ * the trigger as a `sh.tangled.ci.trigger` union member, the commit the run used, `createdAt`
+ * from the pipeline event's `created` (RFC 3339, whole seconds), and each workflow's latest
+ * status (`pending` before any) with when it started and finished.
+ */
+import type { WorkflowTimes } from '../db/pipeline-store.ts';
+
+export interface CiWorkflow {
+  id: string;
+  name: string;
+  status: string;
+  startedAt?: string;
+  finishedAt?: string;
+  error?: string;
+}
+
+export interface CiPipeline {
+  id: string;
+  repo: string;
+  trigger: Record<string, unknown>;
+  commit?: string;
+  createdAt: string;
+  workflows: CiWorkflow[];
+}
+
+interface TriggerMetadata {
+  kind?: string;
+  push?: { ref?: string; newSha?: string; oldSha?: string };
+  pullRequest?: { sourceBranch?: string; targetBranch?: string; sourceSha?: string; action?: string };
+  manual?: { inputs?: Array<{ key: string; value: string }> };
+}
+
+export function seconds(unix: number): string {
+  return new Date(unix * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+export function ciTrigger(t: TriggerMetadata, commit: string | null): Record<string, unknown> {
+  if (t.kind === 'pull_request') {
+    const p = t.pullRequest ?? {};
+    return {
+      $type: 'sh.tangled.ci.trigger#pullRequest',
+      targetBranch: p.targetBranch ?? '',
+      sourceSha: p.sourceSha ?? commit ?? '',
+      ...(p.sourceBranch ? { sourceBranch: p.sourceBranch } : {}),
+      ...(p.action ? { action: p.action } : {}),
+    };
+  }
+  if (t.kind === 'manual') {
+    return {
+      $type: 'sh.tangled.ci.trigger#manual',
+      sha: commit ?? '',
+      ...(t.manual?.inputs?.length ? { inputs: t.manual.inputs } : {}),
+    };
+  }
+  const p = t.push ?? {};
+  return {
+    $type: 'sh.tangled.ci.trigger#push',
+    ref: p.ref ?? '',
+    newSha: p.newSha ?? '',
+    oldSha: p.oldSha ?? '',
+  };
+}
+
+export function ciPipeline(
+  row: { rkey: string; repoDid: string | null; commit: string | null; created: bigint },
+  trigger: TriggerMetadata,
+  workflows: WorkflowTimes[],
+): CiPipeline {
+  return {
+    id: row.rkey,
+    repo: row.repoDid ?? '',
+    trigger: ciTrigger(trigger, row.commit),
+    ...(row.commit ? { commit: row.commit } : {}),
+    createdAt: seconds(Number(row.created / 1_000_000_000n)),
+    workflows: workflows.map((w) => ({
+      id: w.name,
+      name: w.name,
+      status: w.status ?? 'pending',
+      ...(w.startedAt !== null ? { startedAt: seconds(w.startedAt) } : {}),
+      ...(w.finishedAt !== null ? { finishedAt: seconds(w.finishedAt) } : {}),
+      ...(w.error ? { error: w.error } : {}),
+    })),
+  };
+}
