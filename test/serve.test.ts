@@ -153,13 +153,17 @@ describe('bobbin CLI', () => {
     expect(stderr).toMatch(/unknown command "frobnicate"/);
   });
 
-  it('runs the spindle demo: one success, one failure, one unknown engine', async () => {
+  it('runs the spindle demo: one success, one failure, one unknown engine, then a ref-update-only knot', async () => {
     const { code, stdout, stderr } = await runBobbin(['demo']);
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^ {2}build\.yml +nixery +pending → running → success *$/m);
     expect(stdout).toMatch(/^ {2}lint\.yml +nixery +pending → running → failed +exit code 2$/m);
     expect(stdout).toMatch(/^ {2}deploy\.yml +docker +failed +unknown engine "docker"$/m);
     expect(stdout).toMatch(/0 undecodable/);
+    // The new-generation knot: a ref update only, and the pipeline is found through the ci API.
+    expect(stdout).toMatch(/ran pipeline [a-z2-7]{13}: pending → running → success/);
+    expect(stdout).toMatch(/queryPipelines\?repo=did:plc:demorepo → 200/);
+    expect(stdout).toContain('"$type": "sh.tangled.ci.trigger#push"');
   });
 
   it('runs the queue demo to completion', async () => {

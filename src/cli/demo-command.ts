@@ -3,7 +3,9 @@
  * fake Jetstream, PLC/PDS and knot run in-process; bobbin serves on a free local port with a
  * temporary database; the owner's repo is onboarded, a knot sends a push pipeline with three
  * workflows (one succeeds, one fails, one names an engine nobody runs), and the /events
- * frames and logs are shown as an appview would show them.
+ * frames and logs are shown as an appview would show them. Then a new-generation knot (ref
+ * updates only, real git over HTTP) gets a push: bobbin reads the workflows from its git,
+ * builds and runs the pipeline itself, and `sh.tangled.ci.queryPipelines` shows it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,9 +52,10 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
   const t0 = Date.now();
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)}s`;
   const dir = mkdtempSync(join(tmpdir(), 'bobbin-demo-'));
-  const [jetstream, pds, knot] = await Promise.all([
+  const [jetstream, pds, knot, newKnot] = await Promise.all([
     FakeJetstream.start(),
     FakePds.start(),
+    FakeKnot.start(),
     FakeKnot.start(),
   ]);
   jetstream.pds = pds;
@@ -67,6 +70,7 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     BOBBIN_DEV: '1',
     BOBBIN_ENGINES: 'nixery=stub',
     BOBBIN_POLL_INTERVAL: '100ms',
+    BOBBIN_PUSH_HOLD: '300ms',
   });
   const service = Service.create(config, createLogger('silent'));
   const appview = new AppviewEvents();
@@ -131,6 +135,8 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     });
     for (const line of table(['workflow', 'engine', 'statuses', 'error'], rows)) io.out(`  ${line}`);
     io.out('');
+    await newGenerationKnot(io, at, { jetstream, newKnot, appview, base });
+    io.out('');
     io.out(
       `  ${appview.frames.length} frames on /events, ${appview.statuses.size} statuses, ${appview.fatal} undecodable; done in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
@@ -138,9 +144,81 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
   } finally {
     await appview.close();
     await service.stop();
-    await Promise.all([jetstream.close(), pds.close(), knot.close()]);
+    await Promise.all([jetstream.close(), pds.close(), knot.close(), newKnot.close()]);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const REPO_DID = 'did:plc:demorepo';
+const CI_YML = `when:\n  - event: push\n    branch: main\nengine: nixery\nsteps:\n  - name: test\n    command: make test\nbobbin:\n  stub:\n    duration: 600ms\n`;
+const DOCS_YML = `when:\n  - event: push\n    branch: main\n    paths: ["docs/**"]\nengine: nixery\nsteps:\n  - name: docs\n    command: make docs\n`;
+
+/** Part two: a knot that only sends ref updates (Rust knot, Go ≥ v1.14), with real git over HTTP. */
+async function newGenerationKnot(
+  io: Output,
+  at: () => string,
+  p: { jetstream: FakeJetstream; newKnot: FakeKnot; appview: AppviewEvents; base: string },
+): Promise<void> {
+  const { jetstream, newKnot, appview, base } = p;
+  io.out('');
+  io.out(`  A new-generation knot ${newKnot.host}: it sends ref updates only, and serves git over HTTP.`);
+  newKnot.git.create(REPO_DID);
+  newKnot.defaultBranches.set(REPO_DID, 'main');
+  jetstream.commit(OWNER, 'sh.tangled.repo', '3kdemorepo333', 'create', {
+    $type: 'sh.tangled.repo',
+    name: 'world',
+    knot: newKnot.host,
+    spindle: HOSTNAME,
+    repoDid: REPO_DID,
+    createdAt: new Date().toISOString(),
+  });
+  await until(() => newKnot.connected > 0, 10_000);
+  io.out(`${at()}  Jetstream: repo "world" (${REPO_DID}) on ${newKnot.host}; bobbin follows that knot too`);
+  const sha = newKnot.git.commit(REPO_DID, {
+    '.tangled/workflows/ci.yml': CI_YML,
+    '.tangled/workflows/docs.yml': DOCS_YML,
+    'src/main.c': 'int main(void) { return 0; }\n',
+  });
+  newKnot.emit('sh.tangled.git.refUpdate', '3kdemoref2222', {
+    $type: 'sh.tangled.git.refUpdate',
+    ref: 'refs/heads/main',
+    repo: REPO_DID,
+    committerDid: OWNER,
+    oldSha: '0'.repeat(40),
+    newSha: sha,
+    changedFiles: ['.tangled/workflows/ci.yml', '.tangled/workflows/docs.yml', 'src/main.c'],
+    pushOptions: [],
+    meta: { isDefaultRef: true, commitCount: {} },
+  });
+  io.out(`${at()}  knot: sh.tangled.git.refUpdate refs/heads/main ${sha.slice(0, 12)} (no pipeline record)`);
+  const found = await untilValue(() => {
+    for (const [rkey, record] of appview.pipelines) {
+      const r = record as {
+        triggerMetadata: { push?: { newSha: string } };
+        workflows: Array<{ name: string }>;
+      };
+      if (r.triggerMetadata.push?.newSha !== sha) continue;
+      const latest = Object.values(appview.latest(rkey));
+      if (latest.length === r.workflows.length && latest.every((s) => TERMINAL.has(s.status))) return rkey;
+    }
+    return undefined;
+  }, 25_000);
+  io.out(
+    `${at()}  bobbin fetched .tangled/workflows at ${sha.slice(0, 12)} over git HTTP, compiled when: (docs.yml skipped: no docs/** change), ran pipeline ${found}: ${appview.history(found, 'ci.yml').join(' → ')}`,
+  );
+  const url = `${base}/xrpc/sh.tangled.ci.queryPipelines?repo=${REPO_DID}`;
+  const res = await fetch(url);
+  io.out(`${at()}  GET /xrpc/sh.tangled.ci.queryPipelines?repo=${REPO_DID} → ${res.status}`);
+  for (const line of JSON.stringify(await res.json(), null, 2).split('\n')) io.out(`      ${line}`);
+}
+
+async function untilValue<T>(check: () => T | undefined, timeoutMs: number): Promise<T> {
+  let value: T | undefined;
+  await until(() => {
+    value = check();
+    return value !== undefined;
+  }, timeoutMs);
+  return value as T;
 }
 
 function describeFrame(text: string): string {
