@@ -4,10 +4,15 @@
  */
 import { cpus, totalmem } from 'node:os';
 import Database from 'better-sqlite3';
+import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
 import { spindleBench } from './spindle.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { queue: queueBench, spindle: spindleBench };
+const BENCHES: Record<string, () => Promise<void>> = {
+  queue: queueBench,
+  spindle: spindleBench,
+  protocol2026: protocol2026Bench,
+};
 
 const names = process.argv.slice(2);
 const unknown = names.filter((n) => !(n in BENCHES));

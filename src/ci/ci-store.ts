@@ -39,7 +39,9 @@ export class CiStore {
       ...(q.before !== undefined ? [q.before] : []),
       q.limit,
     ) as PipelinePageRow[];
-    const total = Number((count.get(...args) as { n: bigint }).n);
+    const total = Number(
+      (count.get(...(q.commits.length > 0 ? args : [q.repoDid, ...q.kinds])) as { n: bigint }).n,
+    );
     return { rows, total };
   }
 
@@ -55,17 +57,29 @@ export class CiStore {
       if (commits > 0) where.push(`commit_sha IN (${placeholders(commits)})`);
       if (kinds > 0) where.push(`kind IN (${placeholders(kinds)})`);
       const filter = where.join(' AND ');
+      // With commits, the commit index finds the few rows; without, walk the repo's rows newest
+      // first. (Left to itself the planner walks the whole repo to avoid a sort of a few rows.)
+      const index = commits > 0 ? 'pipelines_commit' : 'pipelines_repo';
       s = {
         page: this.db
           .prepare(
             `SELECT knot, rkey, repo_did AS repoDid, kind, commit_sha AS "commit", created,
                     json_extract(record, '$.triggerMetadata') AS "trigger"
-             FROM pipelines WHERE ${filter}${cursor ? ' AND created < ?' : ''}
+             FROM pipelines INDEXED BY ${index} WHERE ${filter}${cursor ? ' AND created < ?' : ''}
              ORDER BY created DESC LIMIT ?`,
           )
           .safeIntegers(true),
-        count: this.db.prepare(`SELECT count(*) AS n FROM pipelines WHERE ${filter}`).safeIntegers(true),
+        // Totals without commits come from the trigger-kept pipeline_counts.
+        count:
+          commits > 0
+            ? this.db.prepare(
+                `SELECT count(*) AS n FROM pipelines INDEXED BY pipelines_commit WHERE ${filter}`,
+              )
+            : this.db.prepare(
+                `SELECT coalesce(sum(n), 0) AS n FROM pipeline_counts WHERE repo_did = ?${kinds > 0 ? ` AND kind IN (${placeholders(kinds)})` : ''}`,
+              ),
       };
+      s.count.safeIntegers(true);
       if (this.statements.size > 256) this.statements.clear();
       this.statements.set(shape, s);
     }

@@ -30,6 +30,29 @@ CREATE INDEX pipelines_repo ON pipelines (repo_did, created, kind);
 CREATE INDEX pipelines_commit ON pipelines (repo_did, commit_sha, created);
 CREATE INDEX pipelines_tid ON pipelines (rkey);
 
+-- Totals for queryPipelines without a commits filter, kept by triggers: counting a busy repo's
+-- rows on every call would cost milliseconds per 100,000 pipelines.
+CREATE TABLE pipeline_counts (
+  repo_did  TEXT    NOT NULL,
+  kind      TEXT    NOT NULL,
+  n         INTEGER NOT NULL,
+  PRIMARY KEY (repo_did, kind)
+) WITHOUT ROWID;
+INSERT INTO pipeline_counts (repo_did, kind, n)
+  SELECT repo_did, kind, count(*) FROM pipelines WHERE repo_did IS NOT NULL GROUP BY repo_did, kind;
+CREATE TRIGGER pipeline_counts_insert AFTER INSERT ON pipelines WHEN new.repo_did IS NOT NULL BEGIN
+  INSERT INTO pipeline_counts (repo_did, kind, n) VALUES (new.repo_did, new.kind, 1)
+    ON CONFLICT (repo_did, kind) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER pipeline_counts_delete AFTER DELETE ON pipelines WHEN old.repo_did IS NOT NULL BEGIN
+  UPDATE pipeline_counts SET n = n - 1 WHERE repo_did = old.repo_did AND kind = old.kind;
+END;
+CREATE TRIGGER pipeline_counts_update AFTER UPDATE OF repo_did, kind ON pipelines BEGIN
+  UPDATE pipeline_counts SET n = n - 1 WHERE repo_did = old.repo_did AND kind = old.kind;
+  INSERT INTO pipeline_counts (repo_did, kind, n) SELECT new.repo_did, new.kind, 1 WHERE new.repo_did IS NOT NULL
+    ON CONFLICT (repo_did, kind) DO UPDATE SET n = n + 1;
+END;
+
 ALTER TABLE workflows ADD COLUMN started_at INTEGER;
 ALTER TABLE workflows ADD COLUMN finished_at INTEGER;
 
