@@ -26,9 +26,9 @@ import { RunKeyStore } from '../src/db/run-key-store.ts';
 import { createLogger } from '../src/logger.ts';
 import { Service } from '../src/service.ts';
 import { FakeKnot } from '../test/fakes/knot.ts';
+import { env, OWNER } from './spindle.ts';
 import { fmt, percentile, printTable } from './stats.ts';
 
-const OWNER = 'did:plc:benchowner';
 const CI =
   'engine: nixery\nsteps:\n  - name: test\n    command: make test\nbobbin:\n  stub:\n    duration: 0s\n';
 const WARM = 40;
@@ -39,19 +39,6 @@ const QUERIES = 300;
 const run = promisify(execFile);
 const nowMs = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function env(dir: string): Record<string, string> {
-  return {
-    BOBBIN_HOSTNAME: 'bench.spindle',
-    BOBBIN_OWNER: OWNER,
-    BOBBIN_LISTEN: '127.0.0.1:0',
-    BOBBIN_DB: join(dir, 'bobbin.db'),
-    BOBBIN_JETSTREAM_URL: 'ws://127.0.0.1:9/subscribe',
-    BOBBIN_PLC_URL: 'http://127.0.0.1:9',
-    BOBBIN_DEV: '1',
-    BOBBIN_ENGINES: 'nixery=stub',
-  };
-}
 
 function refUpdate(repo: string, sha: string): Record<string, unknown> {
   return {

@@ -31,7 +31,7 @@ import { Service } from '../src/service.ts';
 import { FakeKnot } from '../test/fakes/knot.ts';
 import { fmt, percentile, printTable } from './stats.ts';
 
-const OWNER = 'did:plc:benchowner';
+export const OWNER = 'did:plc:benchowner';
 const HOST = 'spindle.bench';
 const ROOT = new URL('../', import.meta.url);
 
@@ -43,7 +43,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function env(dir: string, extra: Record<string, string> = {}): Record<string, string> {
+export function env(dir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     BOBBIN_HOSTNAME: HOST,
     BOBBIN_OWNER: OWNER,

@@ -51,8 +51,6 @@ export interface SpindleOptions {
   knotBackoffMs?: { min: number; max: number };
   jetstreamBackoffMs?: { min: number; max: number };
   pingIntervalMs?: number;
-  /** Called when a push pipeline built from a ref update starts (the benchmark). */
-  onPushStarted?: (knot: string, rkey: string) => void;
 }
 
 export class Spindle {
@@ -133,7 +131,6 @@ export class Spindle {
       validator,
       log: intakeLog,
       holdMs: config.pushHoldMs,
-      onStarted: options.onPushStarted,
     });
     this.repoEvents = new RepoEvents({
       repos: this.repos,

@@ -55,8 +55,6 @@ export interface PushIntakeDeps {
   validator: RecordValidator;
   log: Logger;
   holdMs: number;
-  /** Called with each pipeline started (benchmarks). */
-  onStarted?: (knot: string, rkey: string) => void;
 }
 
 /** Whether a knot frame's event is a new-shape ref update (it names the repo by DID). */
@@ -163,7 +161,6 @@ export class PushIntake {
       },
       'push pipeline created',
     );
-    this.d.onStarted?.(knot, started.rkey);
   }
 }
 
