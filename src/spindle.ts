@@ -19,7 +19,7 @@ import { RepoStore } from './db/repo-store.ts';
 import { RunKeyStore } from './db/run-key-store.ts';
 import { BACKFILL_TOPIC, Backfiller, type BackfillMessage } from './discovery/backfill.ts';
 import { JetstreamConsumer } from './discovery/jetstream.ts';
-import { RecordIngester } from './discovery/records.ts';
+import { DISCOVERY_COLLECTIONS, RecordIngester } from './discovery/records.ts';
 import { EventsServer } from './events/index.ts';
 import { WorkflowFetcher } from './git/workflow-fetcher.ts';
 import type { UpgradeRoutes } from './http/server.ts';
@@ -32,6 +32,7 @@ import { LogCollector } from './logs/log-collector.ts';
 import { LOGS_PREFIX, LogsServer } from './logs/logs-server.ts';
 import { Dispatcher } from './pipelines/dispatch.ts';
 import { INTAKE_TOPIC, Intake, type IntakeMessage } from './pipelines/intake.ts';
+import { PULL_COLLECTIONS, PULL_TOPIC, PullIntake, type PullMessage } from './pipelines/pull-intake.ts';
 import {
   isNewShapeRefUpdate,
   PUSH_TOPIC,
@@ -70,6 +71,7 @@ export class Spindle {
   private readonly backfill: Backfiller;
   private readonly intake: Intake;
   private readonly pushes: PushIntake;
+  private readonly pulls: PullIntake;
   private readonly repoEvents: RepoEvents;
 
   /** Builds every part; throws ConfigError when the engine map names an unknown runner. */
@@ -120,6 +122,7 @@ export class Spindle {
       log: subsystemLogger(log, 'git'),
     });
     this.ci = new CiApi({ db, pipelines: this.pipelines, repos: this.repos, fetcher });
+    const defaultBranches = new DefaultBranches({ dev: config.dev, log: intakeLog });
     this.pushes = new PushIntake({
       repos: this.repos,
       runKeys: this.runKeys,
@@ -127,10 +130,23 @@ export class Spindle {
       queue,
       starter,
       fetcher,
-      defaultBranches: new DefaultBranches({ dev: config.dev, log: intakeLog }),
+      defaultBranches,
       validator,
       log: intakeLog,
       holdMs: config.pushHoldMs,
+    });
+    const identity = { plcUrl: config.plcUrl, dev: config.dev };
+    this.pulls = new PullIntake({
+      repos: this.repos,
+      runKeys: this.runKeys,
+      events: ctx.events,
+      queue,
+      starter,
+      fetcher,
+      defaultBranches,
+      validator,
+      identity,
+      log: intakeLog,
     });
     this.repoEvents = new RepoEvents({
       repos: this.repos,
@@ -152,6 +168,7 @@ export class Spindle {
       this.intake.handle(m.payload, d);
     });
     queue.consume<PushMessage>(PUSH_TOPIC, 'intake', (m, d) => this.pushes.handle(m.payload, d));
+    queue.consume<PullMessage>(PULL_TOPIC, 'intake', (m) => this.pulls.handle(m.payload));
     queue.consume<DispatchMessage>(DISPATCH_TOPIC, 'dispatch', (m, d) => dispatcher.handle(m, d));
 
     const discoveryLog = subsystemLogger(log, 'discovery');
@@ -169,16 +186,18 @@ export class Spindle {
       repos: this.repos,
       ingester,
       owner: config.owner,
-      identity: { plcUrl: config.plcUrl, dev: config.dev },
+      identity,
       log: discoveryLog,
     });
     queue.consume<BackfillMessage>(BACKFILL_TOPIC, 'backfill', (m) => this.backfill.handle(m.payload));
     this.jetstream = new JetstreamConsumer({
       url: config.jetstreamUrl,
+      collections: [...DISCOVERY_COLLECTIONS, ...PULL_COLLECTIONS],
       cursors,
       log: subsystemLogger(log, 'jetstream'),
       onEvent: (ev) => {
-        ingester.apply(ev);
+        if ((PULL_COLLECTIONS as readonly string[]).includes(ev.collection)) this.pulls.offer(ev);
+        else ingester.apply(ev);
       },
       onGap: (reason) => {
         for (const did of new Set([config.owner, ...this.repos.members()]))

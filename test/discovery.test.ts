@@ -39,7 +39,7 @@ function memberRecord(subject: string, instance = HOSTNAME) {
 }
 
 describe('the Jetstream subscription (§17.3)', () => {
-  it('asks for exactly the three collections with a µs cursor, and resumes from its cursor after a restart', async () => {
+  it('asks for exactly the three discovery collections and the two pull collections (no DID filter) with a µs cursor, and resumes from its cursor after a restart', async () => {
     s = await startStack();
     await waitFor(() => s!.jetstream.connected > 0, 'the jetstream connection');
     const first = new URL(s.jetstream.connections[0]!, 'http://x').searchParams;
@@ -47,7 +47,10 @@ describe('the Jetstream subscription (§17.3)', () => {
       'sh.tangled.spindle.member',
       'sh.tangled.repo',
       'sh.tangled.repo.collaborator',
+      'sh.tangled.repo.pull',
+      'sh.tangled.repo.pull.status',
     ]);
+    expect(first.getAll('wantedDids')).toEqual([]);
     expect(first.get('cursor')).toMatch(/^\d{16}$/);
     const k = await newKnot();
     const t = s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('hello', k.host));

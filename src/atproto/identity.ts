@@ -1,15 +1,20 @@
 /**
  * DID → PDS endpoint: did:plc through the PLC directory (BOBBIN_PLC_URL), did:web through the
- * host's `/.well-known/did.json` (http:// in dev mode). Fetches are bounded by a timeout.
+ * host's `/.well-known/did.json` (http:// in dev mode); records and blobs from a PDS. Every host
+ * but the configured PLC directory comes from someone's record, so outside dev mode those
+ * fetches reach only public addresses (net/public-fetch.ts), bounded in size and time.
  */
+import { isCidForBytes, parseCidSafe } from '@atproto/lex-data';
 import { z } from 'zod';
 import { NotFoundError, PermanentError, RetryableError } from '../errors.ts';
+import { fetchPublic } from '../net/public-fetch.ts';
 
 export interface IdentityOptions {
   plcUrl: string;
   dev: boolean;
   timeoutMs?: number;
-  fetch?: typeof fetch;
+  /** Bound on a JSON response (DID document, record page); 4 MiB by default. */
+  maxJsonBytes?: number;
 }
 
 const didDoc = z.object({
@@ -82,27 +87,80 @@ export async function listAllRecords(
   return out;
 }
 
+/** The JSON body of a GET; 404 (or an XRPC `RecordNotFound`/`BlobNotFound`) is NotFoundError. */
 async function getJson(url: string, o: IdentityOptions, what: string): Promise<unknown> {
-  let res: Response;
+  const res = await get(url, o, what, o.maxJsonBytes ?? 4 * 1024 * 1024, 'application/json');
   try {
-    res = await (o.fetch ?? fetch)(url, {
-      headers: { accept: 'application/json' },
-      signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
-    });
-  } catch (err) {
-    throw new RetryableError(`fetching ${what} from ${url} failed: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  if (res.status === 404) throw new NotFoundError(`${what} not found at ${url}`);
-  if (!res.ok) {
-    const permanent = res.status >= 400 && res.status < 500 && res.status !== 429;
-    const message = `fetching ${what} from ${url} failed: HTTP ${res.status}`;
-    throw permanent ? new PermanentError(message) : new RetryableError(message);
-  }
-  try {
-    return await res.json();
+    return JSON.parse(res.body.toString('utf8'));
   } catch (err) {
     throw new PermanentError(`${what} from ${url} is not JSON`, { cause: err });
   }
+}
+
+async function get(url: string, o: IdentityOptions, what: string, maxBytes: number, accept: string) {
+  // The PLC directory is the operator's choice; every other host comes from someone's record.
+  const trusted = url.startsWith(`${o.plcUrl.replace(/\/$/, '')}/`);
+  const res = await fetchPublic(url, {
+    dev: o.dev || trusted,
+    timeoutMs: o.timeoutMs,
+    maxBytes,
+    what,
+    accept,
+  });
+  if (res.status >= 200 && res.status < 300) return res;
+  if (
+    res.status === 404 ||
+    xrpcError(res.body) === 'RecordNotFound' ||
+    xrpcError(res.body) === 'BlobNotFound'
+  )
+    throw new NotFoundError(`${what} not found at ${url}`);
+  const permanent = res.status >= 400 && res.status < 500 && res.status !== 429;
+  const message = `fetching ${what} from ${url} failed: HTTP ${res.status}`;
+  throw permanent ? new PermanentError(message) : new RetryableError(message);
+}
+
+function xrpcError(body: Buffer): string | undefined {
+  try {
+    const v = JSON.parse(body.toString('utf8')) as { error?: unknown };
+    return typeof v.error === 'string' ? v.error : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const recordBody = z.object({ uri: z.string(), value: z.unknown() });
+
+/** One record from `did`'s PDS (`com.atproto.repo.getRecord`); NotFoundError when it is gone. */
+export async function getRecord(
+  pds: string,
+  did: string,
+  collection: string,
+  rkey: string,
+  o: IdentityOptions,
+): Promise<unknown> {
+  const q = new URLSearchParams({ repo: did, collection, rkey });
+  const what = `record at://${did}/${collection}/${rkey}`;
+  const parsed = recordBody.safeParse(await getJson(`${pds}/xrpc/com.atproto.repo.getRecord?${q}`, o, what));
+  if (!parsed.success) throw new PermanentError(`getRecord of ${what} returned a malformed body`);
+  return parsed.data.value;
+}
+
+/**
+ * A blob from `did`'s PDS (`com.atproto.sync.getBlob`), at most `maxBytes`; its bytes must hash
+ * to `cid`, so a PDS cannot substitute other content.
+ */
+export async function getBlob(
+  pds: string,
+  did: string,
+  cid: string,
+  maxBytes: number,
+  o: IdentityOptions,
+): Promise<Buffer> {
+  const q = new URLSearchParams({ did, cid });
+  const what = `blob ${cid} of ${did}`;
+  const res = await get(`${pds}/xrpc/com.atproto.sync.getBlob?${q}`, o, what, maxBytes, '*/*');
+  const parsed = parseCidSafe(cid);
+  if (!parsed || !(await isCidForBytes(parsed, res.body)))
+    throw new PermanentError(`${what}: the PDS returned bytes that do not match the CID`);
+  return res.body;
 }

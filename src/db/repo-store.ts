@@ -52,6 +52,8 @@ export class RepoStore {
       collaboratorRkeysOf: p('SELECT rkey FROM collaborators WHERE author = ? AND updated_at < ?'),
       collaboratorsOf: p(`SELECT DISTINCT subject FROM collaborators
                           WHERE (author = @owner AND repo IN (@uri, @did)) OR (author = @knotAuthor AND repo = @did)`),
+      maybePusher: p(`SELECT 1 WHERE @did = @owner OR EXISTS (SELECT 1 FROM members WHERE subject = @did)
+                         OR EXISTS (SELECT 1 FROM collaborators WHERE subject = @did)`),
       repoByName: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
                      WHERE knot = @knot AND owner = @did AND name = @name LIMIT 1`),
       setRepoDid: p(
@@ -137,6 +139,14 @@ export class RepoStore {
   /** The owner or a collaborator: who may push, and so trigger runs by pull request. */
   hasPushRights(repo: RepoRow, did: string): boolean {
     return did === repo.owner || this.collaborators(repo).includes(did);
+  }
+
+  /**
+   * Whether `did` could have push rights on some served repo: the owner, a member, or someone
+   * named as a collaborator. A cheap first filter for records any account may author.
+   */
+  mayPushSomewhere(did: string): boolean {
+    return this.s.maybePusher!.get({ did, owner: this.owner }) !== undefined;
   }
 
   /** Any recorded repo (served or not) by the legacy key: knot, owner DID and name. */

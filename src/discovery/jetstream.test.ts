@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { didDocumentUrl } from '../atproto/identity.ts';
 import { parseJetstreamEvent } from './jetstream.ts';
 
+const WANTED = ['sh.tangled.repo', 'sh.tangled.repo.pull'];
+
 describe('parseJetstreamEvent', () => {
   it('reads a commit to a wanted collection', () => {
     const text = JSON.stringify({
@@ -16,7 +18,7 @@ describe('parseJetstreamEvent', () => {
         record: { name: 'x' },
       },
     });
-    expect(parseJetstreamEvent(text)).toEqual({
+    expect(parseJetstreamEvent(text, WANTED)).toEqual({
       timeUs: 1732000000000000n,
       record: {
         did: 'did:plc:alice',
@@ -29,10 +31,13 @@ describe('parseJetstreamEvent', () => {
   });
 
   it('keeps only the time of other kinds and collections, so the cursor still moves', () => {
-    expect(parseJetstreamEvent('{"did":"did:plc:a","time_us":5,"kind":"identity"}')).toEqual({ timeUs: 5n });
+    expect(parseJetstreamEvent('{"did":"did:plc:a","time_us":5,"kind":"identity"}', WANTED)).toEqual({
+      timeUs: 5n,
+    });
     expect(
       parseJetstreamEvent(
         '{"did":"did:plc:a","time_us":6,"kind":"commit","commit":{"operation":"create","collection":"app.bsky.feed.post","rkey":"x"}}',
+        WANTED,
       ),
     ).toEqual({ timeUs: 6n });
   });
@@ -45,7 +50,7 @@ describe('parseJetstreamEvent', () => {
       '{"did":"did:plc:a","time_us":"5","kind":"commit"}',
       '{"did":"did:plc:a","time_us":5,"kind":"commit","commit":{"operation":"explode","collection":"sh.tangled.repo","rkey":"x"}}',
     ]) {
-      expect(parseJetstreamEvent(text), text).toBeUndefined();
+      expect(parseJetstreamEvent(text, WANTED), text).toBeUndefined();
     }
   });
 });

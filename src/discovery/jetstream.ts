@@ -1,6 +1,7 @@
 /**
- * The Jetstream subscription (spindle protocol §3.1–3.2): `wantedCollections` for members,
- * repos and collaborators, resumed from a µs cursor that advances only after an event is
+ * The Jetstream subscription (spindle protocol §3.1–3.2, 2026 spec §3.2): `wantedCollections`
+ * for members, repos and collaborators, and for pull requests and their status changes (with
+ * no DID filter: anyone may author those), resumed from a µs cursor that advances only after an event is
  * handled, rewound a few seconds on every reconnect (handling is idempotent). A cursor that
  * is missing or older than Jetstream keeps (~36 h) cannot be resumed: the consumer starts
  * from now and asks for a backfill from the PDSes instead.
@@ -8,13 +9,15 @@
 import type { CursorStore } from '../db/cursor-store.ts';
 import type { Logger } from '../logger.ts';
 import { StreamClient } from '../net/stream-client.ts';
-import { DISCOVERY_COLLECTIONS, type RecordEvent } from './records.ts';
+import type { RecordEvent } from './records.ts';
 
 export const JETSTREAM_CURSOR = 'jetstream';
 const HOUR_US = 3_600_000_000n;
 
 export interface JetstreamOptions {
   url: string;
+  /** The `wantedCollections`; commits to others are skipped. */
+  collections: readonly string[];
   cursors: CursorStore;
   log: Logger;
   onEvent: (ev: RecordEvent) => void | Promise<void>;
@@ -74,7 +77,7 @@ export class JetstreamConsumer {
 
   private url(): string {
     const q = new URLSearchParams();
-    for (const c of DISCOVERY_COLLECTIONS) q.append('wantedCollections', c);
+    for (const c of this.o.collections) q.append('wantedCollections', c);
     const stored = this.o.cursors.get(JETSTREAM_CURSOR) ?? this.nowUs();
     const rewound = stored - (this.o.rewindUs ?? 5_000_000n);
     q.set('cursor', String(rewound > 0n ? rewound : 0n));
@@ -82,7 +85,7 @@ export class JetstreamConsumer {
   }
 
   private async onFrame(text: string): Promise<void> {
-    const ev = parseJetstreamEvent(text);
+    const ev = parseJetstreamEvent(text, this.o.collections);
     if (!ev) {
       this.o.log.warn({ bytes: text.length, start: text.slice(0, 80) }, 'malformed jetstream event skipped');
       return;
@@ -93,7 +96,10 @@ export class JetstreamConsumer {
 }
 
 /** A Jetstream event: its time, and the record change if it is a commit to a wanted collection. */
-export function parseJetstreamEvent(text: string): { timeUs: bigint; record?: RecordEvent } | undefined {
+export function parseJetstreamEvent(
+  text: string,
+  collections: readonly string[],
+): { timeUs: bigint; record?: RecordEvent } | undefined {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -111,7 +117,7 @@ export function parseJetstreamEvent(text: string): { timeUs: bigint; record?: Re
   const op = c.operation;
   if (typeof c.collection !== 'string' || typeof c.rkey !== 'string') return undefined;
   if (op !== 'create' && op !== 'update' && op !== 'delete') return undefined;
-  if (!(DISCOVERY_COLLECTIONS as readonly string[]).includes(c.collection)) return { timeUs };
+  if (!collections.includes(c.collection)) return { timeUs };
   return {
     timeUs,
     record: { did: e.did, collection: c.collection, rkey: c.rkey, operation: op, record: c.record },

@@ -42,8 +42,15 @@ export class GitRepos {
     this.git(dir, ['config', 'uploadpack.allowAnySHA1InWant', 'true']);
   }
 
-  /** Commits `files` on top of `branch` (creating it) and returns the new commit's sha. */
-  commit(repoDid: string, files: FileChanges, options: { branch?: string; message?: string } = {}): string {
+  /**
+   * Commits `files` on top of `branch` and returns the new commit's sha; a new branch starts
+   * from `from` (a branch or sha), or as a root commit.
+   */
+  commit(
+    repoDid: string,
+    files: FileChanges,
+    options: { branch?: string; message?: string; from?: string } = {},
+  ): string {
     const dir = this.path(repoDid);
     const branch = options.branch ?? 'main';
     const index = join(dir, `index-${process.pid}`);
@@ -52,7 +59,7 @@ export class GitRepos {
     try {
       parent = this.git(dir, ['rev-parse', '--verify', '-q', `refs/heads/${branch}`]).trim();
     } catch {
-      parent = undefined;
+      parent = options.from ? this.git(dir, ['rev-parse', '--verify', options.from]).trim() : undefined;
     }
     rmSync(index, { force: true });
     if (parent) this.git(dir, ['read-tree', parent], env);
@@ -72,6 +79,11 @@ export class GitRepos {
     const sha = this.git(dir, args).trim();
     this.git(dir, ['update-ref', `refs/heads/${branch}`, sha]);
     return sha;
+  }
+
+  /** `git format-patch --stdout base..tip`: the series a pull request round uploads (before gzip). */
+  formatPatch(repoDid: string, base: string, tip: string): string {
+    return this.git(this.path(repoDid), ['format-patch', '--stdout', `${base}..${tip}`]);
   }
 
   /** Serves `/<repoDid>/info/refs` and `/<repoDid>/git-upload-pack`; false for other paths. */

@@ -2,16 +2,31 @@
  * A fake PLC directory and PDS in one HTTP server: `GET /<did:plc>` answers a DID document
  * whose `#atproto_pds` service points back at this server, and
  * `GET /xrpc/com.atproto.repo.listRecords?repo&collection&limit&cursor` pages through the
- * records stored here in record-key order, as a PDS does.
+ * records stored here in record-key order, as a PDS does;
+ * `GET /xrpc/com.atproto.repo.getRecord?repo&collection&rkey` answers one record (400
+ * `RecordNotFound` when absent) and `GET /xrpc/com.atproto.sync.getBlob?did&cid` a stored blob's
+ * bytes (400 `BlobNotFound`), blobs being addressed by their real raw-sha256 CID.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { cidForRawHash } from '@atproto/lex-data';
+
+/** A blob reference as it appears in a record's JSON. */
+export interface BlobJson {
+  $type: 'blob';
+  ref: { $link: string };
+  mimeType: string;
+  size: number;
+}
 
 export class FakePds {
   /** Paths (with query) of every request, in order. */
   readonly requests: string[] = [];
   /** did → collection → rkey → record */
   private readonly repos = new Map<string, Map<string, Map<string, unknown>>>();
+  /** did → cid → blob */
+  private readonly blobs = new Map<string, Map<string, { bytes: Buffer; mimeType: string }>>();
   private readonly server: Server;
   private failures = 0;
 
@@ -44,6 +59,15 @@ export class FakePds {
 
   deleteRecord(did: string, collection: string, rkey: string): void {
     this.repos.get(did)?.get(collection)?.delete(rkey);
+  }
+
+  /** Stores a blob in `did`'s repo; returns the reference a record would hold. */
+  putBlob(did: string, bytes: Buffer, mimeType = 'application/gzip'): BlobJson {
+    this.addIdentity(did);
+    const cid = cidForRawHash(createHash('sha256').update(bytes).digest()).toString();
+    if (!this.blobs.has(did)) this.blobs.set(did, new Map());
+    this.blobs.get(did)!.set(cid, { bytes, mimeType });
+    return { $type: 'blob', ref: { $link: cid }, mimeType, size: bytes.length };
   }
 
   /** The next `n` requests fail with 503. */
@@ -81,6 +105,31 @@ export class FakePds {
     }
     if (req.method === 'GET' && url.pathname === '/xrpc/com.atproto.repo.listRecords') {
       this.listRecords(url.searchParams, res);
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/xrpc/com.atproto.repo.getRecord') {
+      const q = url.searchParams;
+      const [repo, collection, rkey] = [q.get('repo') ?? '', q.get('collection') ?? '', q.get('rkey') ?? ''];
+      const value = this.repos.get(repo)?.get(collection)?.get(rkey);
+      if (value === undefined) {
+        json(res, 400, {
+          error: 'RecordNotFound',
+          message: `Could not locate record: at://${repo}/${collection}/${rkey}`,
+        });
+        return;
+      }
+      json(res, 200, { uri: `at://${repo}/${collection}/${rkey}`, cid: `bafy${rkey}`, value });
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/xrpc/com.atproto.sync.getBlob') {
+      const blob = this.blobs.get(url.searchParams.get('did') ?? '')?.get(url.searchParams.get('cid') ?? '');
+      if (!blob) {
+        json(res, 400, { error: 'BlobNotFound', message: 'Blob not found' });
+        return;
+      }
+      res
+        .writeHead(200, { 'content-type': blob.mimeType, 'content-length': blob.bytes.length })
+        .end(blob.bytes);
       return;
     }
     json(res, 404, { error: 'MethodNotImplemented', message: 'not here' });

@@ -1,0 +1,266 @@
+/**
+ * Pull request pipelines bobbin builds itself from network records (2026 spec §3.2, §4.4):
+ * `sh.tangled.repo.pull` create → `opened`, update → `synchronize`; `sh.tangled.repo.pull.status`
+ * create → `reopened`/`closed`/`merged` (the pull record is then read from its author's PDS).
+ * Only pulls naming their target repo by DID, served here, from a branch of that same repo
+ * (no `source.repo`), by an author with push rights (and, for a status change, an actor who is
+ * the author or has push rights too). The source sha is the tip commit of the last round's patch
+ * blob (from the author's PDS, bounded, gunzipped); the workflows are read from the target
+ * repo's knot at that sha and compiled for the pull request.
+ *
+ * Any account may author these records, so `offer` filters cheaply before anything is queued:
+ * pulls for repos not served here, and status changes of pulls whose author could not push to
+ * any served repo, are dropped without a word.
+ */
+import { createHash } from 'node:crypto';
+import { TID } from '@atproto/common-web';
+import { BlobRef, jsonToLex } from '@atproto/lexicon';
+import { getBlob, getRecord, type IdentityOptions, resolvePds } from '../atproto/identity.ts';
+import type { RecordValidator } from '../atproto/lexicons.ts';
+import type { RepoRow, RepoStore } from '../db/repo-store.ts';
+import type { RunKeyStore } from '../db/run-key-store.ts';
+import type { RecordEvent } from '../discovery/records.ts';
+import { BobbinError, errorMessage, NotFoundError, PermanentError, RetryableError } from '../errors.ts';
+import type { EventLog } from '../events/index.ts';
+import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
+import type { DefaultBranches } from '../knots/default-branch.ts';
+import type { Logger } from '../logger.ts';
+import type { Queue } from '../queue/index.ts';
+import { gunzipPatch, tipCommit } from './patch.ts';
+import { pullRunKey } from './run-keys.ts';
+import type { PipelineRecord, PipelineStarter } from './starter.ts';
+import { PIPELINE_NSID } from './status-writer.ts';
+import { compileWorkflows, type PullAction } from './when.ts';
+
+export const PULL_TOPIC = 'pull.intake';
+export const PULL_NSID = 'sh.tangled.repo.pull';
+export const PULL_STATUS_NSID = 'sh.tangled.repo.pull.status';
+export const PULL_COLLECTIONS = [PULL_NSID, PULL_STATUS_NSID] as const;
+
+/** Bounds on a patch blob: as stored (gzip), and inflated. */
+export const PATCH_BLOB_MAX_BYTES = 4 * 1024 * 1024;
+export const PATCH_MAX_BYTES = 32 * 1024 * 1024;
+
+const STATUS_ACTIONS: Record<string, PullAction> = {
+  'sh.tangled.repo.pull.status.open': 'reopened',
+  'sh.tangled.repo.pull.status.closed': 'closed',
+  'sh.tangled.repo.pull.status.merged': 'merged',
+};
+const PULL_URI =
+  /^at:\/\/(did:[a-z]+:[A-Za-z0-9._:%-]{1,2000})\/sh\.tangled\.repo\.pull\/([A-Za-z0-9._~:-]{1,512})$/;
+
+export interface PullMessage {
+  /** The pull's author and record key. */
+  author: string;
+  rkey: string;
+  action: PullAction;
+  /** Whose record caused this: the author, or whoever changed the status. */
+  actor: string;
+  /** The pull record as Jetstream delivered it; absent for a status change (read from the PDS). */
+  record?: unknown;
+}
+
+interface PullRecord {
+  target: { repo: string; branch: string };
+  source?: { branch: string; repo?: string };
+  patchBlob?: BlobRef;
+  rounds?: Array<{ patchBlob: BlobRef }>;
+}
+
+export interface PullIntakeDeps {
+  repos: RepoStore;
+  runKeys: RunKeyStore;
+  events: EventLog;
+  queue: Queue;
+  starter: PipelineStarter;
+  fetcher: WorkflowFetcher;
+  defaultBranches: DefaultBranches;
+  validator: RecordValidator;
+  identity: IdentityOptions;
+  log: Logger;
+  maxBlobBytes?: number;
+  maxPatchBytes?: number;
+}
+
+export class PullIntake {
+  private readonly d: PullIntakeDeps;
+
+  constructor(deps: PullIntakeDeps) {
+    this.d = deps;
+  }
+
+  /** A Jetstream record of a pull collection: queues it if it may concern a repo served here. */
+  offer(ev: RecordEvent): boolean {
+    const message = this.toMessage(ev);
+    if (!message) return false;
+    const partition = `at://${message.author}/${PULL_NSID}/${message.rkey}`;
+    const id = `${ev.collection} ${ev.did} ${ev.rkey} ${ev.operation} ${digest(ev.record)}`;
+    return this.d.queue.publish<PullMessage>(PULL_TOPIC, partition, id, message).published;
+  }
+
+  private toMessage(ev: RecordEvent): PullMessage | undefined {
+    if (ev.collection === PULL_NSID) {
+      if (ev.operation === 'delete') return undefined;
+      const target = (ev.record as { target?: { repo?: unknown } } | undefined)?.target?.repo;
+      // Legacy records name the target by AT-URI; their knots send the pipeline themselves.
+      if (typeof target !== 'string' || !target.startsWith('did:')) return undefined;
+      if (!this.d.repos.servedRepoByDid(target)) return undefined;
+      const action = ev.operation === 'create' ? 'opened' : 'synchronize';
+      return { author: ev.did, rkey: ev.rkey, action, actor: ev.did, record: ev.record };
+    }
+    if (ev.collection !== PULL_STATUS_NSID || ev.operation !== 'create') return undefined;
+    const status = ev.record as { pull?: unknown; status?: unknown } | undefined;
+    const uri = typeof status?.pull === 'string' ? PULL_URI.exec(status.pull) : null;
+    const action = typeof status?.status === 'string' ? STATUS_ACTIONS[status.status] : undefined;
+    if (!uri || !action) return undefined;
+    const author = uri[1]!;
+    if (!this.d.repos.mayPushSomewhere(author)) return undefined;
+    return { author, rkey: uri[2]!, action, actor: ev.did };
+  }
+
+  async handle(m: PullMessage): Promise<void> {
+    const log = this.d.log.child({ pull: `at://${m.author}/${PULL_NSID}/${m.rkey}`, action: m.action });
+    try {
+      await this.run(m, log);
+    } catch (err) {
+      // Unreachable PDSes and knots are retried by the queue; bad or refused input is not.
+      if (!(err instanceof BobbinError) || err instanceof RetryableError) throw err;
+      log.warn({ reason: errorMessage(err) }, 'pull request not run');
+    }
+  }
+
+  private async run(m: PullMessage, log: Logger): Promise<void> {
+    let pds: string | undefined;
+    const pdsOf = async () => (pds ??= await resolvePds(m.author, this.d.identity));
+    let raw = m.record;
+    if (raw === undefined) {
+      try {
+        raw = await getRecord(await pdsOf(), m.author, PULL_NSID, m.rkey, this.d.identity);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        log.info('pull status ignored: the pull record no longer exists');
+        return;
+      }
+    }
+    const pull = this.d.validator.validate<PullRecord>(PULL_NSID, jsonToLex(raw));
+    const repo = pull.target.repo.startsWith('did:')
+      ? this.d.repos.servedRepoByDid(pull.target.repo)
+      : undefined;
+    if (!repo) {
+      log.debug({ target: pull.target.repo }, 'pull ignored: its target repo is not served here');
+      return;
+    }
+    const refused = this.refusal(pull, repo, m);
+    if (refused) {
+      log.warn(
+        { repoDid: repo.repoDid, author: m.author, actor: m.actor },
+        `pull request not run: ${refused}`,
+      );
+      return;
+    }
+    const blob = pull.rounds?.at(-1)?.patchBlob ?? pull.patchBlob;
+    if (!(blob instanceof BlobRef)) throw new PermanentError('the pull record has no patch blob');
+    const maxBlob = this.d.maxBlobBytes ?? PATCH_BLOB_MAX_BYTES;
+    if (blob.size > maxBlob)
+      throw new PermanentError(`the patch blob is ${blob.size} bytes, over the ${maxBlob}-byte bound`);
+    const gz = await getBlob(await pdsOf(), m.author, blob.ref.toString(), maxBlob, this.d.identity);
+    const sourceSha = tipCommit(gunzipPatch(gz, this.d.maxPatchBytes ?? PATCH_MAX_BYTES));
+    const targetBranch = pull.target.branch;
+    const key = pullRunKey(repo, sourceSha, targetBranch, m.action);
+    if (this.d.runKeys.get(key)?.state === 'run') {
+      log.info({ repoDid: repo.repoDid, sha: sourceSha }, 'pull request already runs');
+      return;
+    }
+    const files = await this.d.fetcher.fetch(repo.knot, repo.repoDid!, sourceSha);
+    const { workflows, diagnostics } = compileWorkflows(files, {
+      kind: 'pull_request',
+      targetBranch,
+      action: m.action,
+    });
+    for (const d of diagnostics)
+      log.warn(
+        { repoDid: repo.repoDid, sha: sourceSha, workflow: d.workflow, reason: d.error },
+        'workflow skipped',
+      );
+    if (workflows.length === 0) {
+      log.info(
+        { repoDid: repo.repoDid, sha: sourceSha, files: files.length },
+        'pull request: no workflows to run',
+      );
+      return;
+    }
+    const defaultBranch = await this.d.defaultBranches.get(repo.knot, repo.repoDid!);
+    const record = pullRecord(repo, defaultBranch, workflows, {
+      sourceBranch: pull.source!.branch,
+      targetBranch,
+      sourceSha,
+      action: m.action,
+    });
+    const started = this.d.events.transaction(() => {
+      const now = this.d.runKeys.get(key);
+      if (now?.state === 'run') return undefined;
+      const lent = now?.state === 'lent' && now.knot === repo.knot ? now.rkey : undefined;
+      const rkey = lent ?? TID.nextStr();
+      const result = this.d.starter.start({
+        knot: repo.knot,
+        rkey,
+        repo,
+        record,
+        origin: 'spindle',
+        runKey: key,
+      });
+      return { rkey, lent: lent !== undefined, ...result };
+    });
+    if (!started) {
+      log.info({ repoDid: repo.repoDid, sha: sourceSha }, 'pull request already runs');
+      return;
+    }
+    log.info(
+      {
+        repoDid: repo.repoDid,
+        sha: sourceSha,
+        targetBranch,
+        pipeline: started.rkey,
+        lentByKnot: started.lent,
+        workflows: started.workflows,
+      },
+      'pull request pipeline created',
+    );
+  }
+
+  /** Why this pull may not auto-trigger here, if it may not. */
+  private refusal(pull: PullRecord, repo: RepoRow, m: PullMessage): string | undefined {
+    if (!pull.source) return 'it has no source branch (a patch-only pull does not auto-trigger)';
+    if (pull.source.repo !== undefined)
+      return 'it comes from a fork (source.repo is set); fork pulls do not auto-trigger';
+    if (!this.d.repos.hasPushRights(repo, m.author))
+      return 'its author has no push rights on the target repo';
+    if (m.actor !== m.author && !this.d.repos.hasPushRights(repo, m.actor))
+      return 'whoever changed its status is neither its author nor has push rights';
+    return undefined;
+  }
+}
+
+function pullRecord(
+  repo: RepoRow,
+  defaultBranch: string,
+  workflows: PipelineRecord['workflows'],
+  pullRequest: NonNullable<PipelineRecord['triggerMetadata']['pullRequest']>,
+): PipelineRecord {
+  return {
+    $type: PIPELINE_NSID,
+    triggerMetadata: {
+      kind: 'pull_request',
+      pullRequest,
+      repo: { knot: repo.knot, did: repo.owner, repo: repo.rkey, repoDid: repo.repoDid!, defaultBranch },
+    },
+    workflows,
+  };
+}
+
+function digest(value: unknown): string {
+  return createHash('sha256')
+    .update(JSON.stringify(value) ?? '')
+    .digest('base64url')
+    .slice(0, 22);
+}
