@@ -122,32 +122,20 @@ export class Spindle {
       log: subsystemLogger(log, 'git'),
     });
     this.ci = new CiApi({ db, pipelines: this.pipelines, repos: this.repos, fetcher });
-    const defaultBranches = new DefaultBranches({ dev: config.dev, log: intakeLog });
-    this.pushes = new PushIntake({
+    const builders = {
       repos: this.repos,
       runKeys: this.runKeys,
       events: ctx.events,
       queue,
       starter,
       fetcher,
-      defaultBranches,
+      defaultBranches: new DefaultBranches({ dev: config.dev, log: intakeLog }),
       validator,
       log: intakeLog,
-      holdMs: config.pushHoldMs,
-    });
+    };
+    this.pushes = new PushIntake({ ...builders, holdMs: config.pushHoldMs });
     const identity = { plcUrl: config.plcUrl, dev: config.dev };
-    this.pulls = new PullIntake({
-      repos: this.repos,
-      runKeys: this.runKeys,
-      events: ctx.events,
-      queue,
-      starter,
-      fetcher,
-      defaultBranches,
-      validator,
-      identity,
-      log: intakeLog,
-    });
+    this.pulls = new PullIntake({ ...builders, identity });
     this.repoEvents = new RepoEvents({
       repos: this.repos,
       pipelines: this.pipelines,

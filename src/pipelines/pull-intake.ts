@@ -16,19 +16,13 @@ import { createHash } from 'node:crypto';
 import { TID } from '@atproto/common-web';
 import { BlobRef, jsonToLex } from '@atproto/lexicon';
 import { getBlob, getRecord, type IdentityOptions, resolvePds } from '../atproto/identity.ts';
-import type { RecordValidator } from '../atproto/lexicons.ts';
-import type { RepoRow, RepoStore } from '../db/repo-store.ts';
-import type { RunKeyStore } from '../db/run-key-store.ts';
+import type { RepoRow } from '../db/repo-store.ts';
 import type { RecordEvent } from '../discovery/records.ts';
 import { BobbinError, errorMessage, NotFoundError, PermanentError, RetryableError } from '../errors.ts';
-import type { EventLog } from '../events/index.ts';
-import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
-import type { DefaultBranches } from '../knots/default-branch.ts';
 import type { Logger } from '../logger.ts';
-import type { Queue } from '../queue/index.ts';
 import { gunzipPatch, tipCommit } from './patch.ts';
 import { pullRunKey } from './run-keys.ts';
-import type { PipelineRecord, PipelineStarter } from './starter.ts';
+import type { BuilderDeps, PipelineRecord } from './starter.ts';
 import { PIPELINE_NSID } from './status-writer.ts';
 import { compileWorkflows, type PullAction } from './when.ts';
 
@@ -67,17 +61,8 @@ interface PullRecord {
   rounds?: Array<{ patchBlob: BlobRef }>;
 }
 
-export interface PullIntakeDeps {
-  repos: RepoStore;
-  runKeys: RunKeyStore;
-  events: EventLog;
-  queue: Queue;
-  starter: PipelineStarter;
-  fetcher: WorkflowFetcher;
-  defaultBranches: DefaultBranches;
-  validator: RecordValidator;
+export interface PullIntakeDeps extends BuilderDeps {
   identity: IdentityOptions;
-  log: Logger;
   maxBlobBytes?: number;
   maxPatchBytes?: number;
 }

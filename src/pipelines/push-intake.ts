@@ -8,17 +8,12 @@
  * (measured from the frame's arrival) so the knot's record can lend its rkey.
  */
 import { TID } from '@atproto/common-web';
-import type { RecordValidator } from '../atproto/lexicons.ts';
-import type { RepoRow, RepoStore } from '../db/repo-store.ts';
-import type { RunKeyStore } from '../db/run-key-store.ts';
+import type { RepoRow } from '../db/repo-store.ts';
 import { errorMessage, PermanentError } from '../errors.ts';
-import type { EventLog } from '../events/index.ts';
 import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
-import type { DefaultBranches } from '../knots/default-branch.ts';
-import type { Logger } from '../logger.ts';
-import type { Delivery, Queue } from '../queue/index.ts';
+import type { Delivery } from '../queue/index.ts';
 import { pushRunKey } from './run-keys.ts';
-import type { PipelineRecord, PipelineStarter } from './starter.ts';
+import type { BuilderDeps, PipelineRecord } from './starter.ts';
 import { PIPELINE_NSID } from './status-writer.ts';
 import { compileWorkflows } from './when.ts';
 
@@ -44,16 +39,7 @@ interface RefUpdate {
   pushOptions?: string[];
 }
 
-export interface PushIntakeDeps {
-  repos: RepoStore;
-  runKeys: RunKeyStore;
-  events: EventLog;
-  queue: Queue;
-  starter: PipelineStarter;
-  fetcher: WorkflowFetcher;
-  defaultBranches: DefaultBranches;
-  validator: RecordValidator;
-  log: Logger;
+export interface PushIntakeDeps extends BuilderDeps {
   holdMs: number;
 }
 

@@ -4,10 +4,14 @@
  * workflow rows, each workflow's `pending` (and dispatch message) or single `failed`, and the
  * dedup key it runs under. The caller runs it inside `events.transaction`, so it all commits at once.
  */
+import type { RecordValidator } from '../atproto/lexicons.ts';
 import type { PipelineOrigin, PipelineStore } from '../db/pipeline-store.ts';
-import type { RepoRow } from '../db/repo-store.ts';
+import type { RepoRow, RepoStore } from '../db/repo-store.ts';
 import type { RunKeyStore } from '../db/run-key-store.ts';
 import type { EventLog } from '../events/index.ts';
+import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
+import type { DefaultBranches } from '../knots/default-branch.ts';
+import type { Logger } from '../logger.ts';
 import type { Queue } from '../queue/index.ts';
 import { type RoutingTable, routeWorkflow } from './routing.ts';
 import { PIPELINE_NSID, type StatusWriter } from './status-writer.ts';
@@ -46,6 +50,19 @@ export interface Started {
   workflows: number;
   pending: number;
   created: bigint;
+}
+
+/** What the intakes that build pipelines themselves (pushes, pull requests) share. */
+export interface BuilderDeps {
+  repos: RepoStore;
+  runKeys: RunKeyStore;
+  events: EventLog;
+  queue: Queue;
+  starter: PipelineStarter;
+  fetcher: WorkflowFetcher;
+  defaultBranches: DefaultBranches;
+  validator: RecordValidator;
+  log: Logger;
 }
 
 export interface StarterDeps {
