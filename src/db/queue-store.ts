@@ -105,6 +105,8 @@ export class QueueStore {
       hold: p(`UPDATE queue_delivery SET in_flight = 0, postponed = 1, attempt_count = 0, invisible_until = ?
                WHERE consumer_group = ? AND topic = ? AND partition_key = ? AND msg_offset = ?
                AND in_flight = 1 AND attempt_count = ?`),
+      wake: p(`UPDATE queue_delivery SET invisible_until = 0
+               WHERE topic = ? AND partition_key = ? AND postponed = 1 AND in_flight = 0 AND invisible_until > ?`),
       release: p(`UPDATE queue_delivery SET invisible_until = ?
                   WHERE consumer_group = ? AND topic = ? AND partition_key = ? AND msg_offset = ? AND in_flight = 1`),
       removeDelivery:
@@ -220,6 +222,11 @@ export class QueueStore {
   hold(key: DeliveryKey, attempt: number, invisibleUntil: number): boolean {
     const r = this.s.hold!.run(invisibleUntil, key.group, key.topic, key.partitionKey, key.offset, attempt);
     return r.changes === 1;
+  }
+
+  /** Ends the holds of a partition's postponed deliveries (every group); returns how many. */
+  wake(topic: string, partitionKey: string, now: number): number {
+    return this.s.wake!.run(topic, partitionKey, now).changes;
   }
 
   /** Makes abandoned in-flight rows visible now (the attempt stays counted). */

@@ -254,6 +254,25 @@ describe('hold', () => {
     expect(log.find((e) => e.id === 'other')!.at - heldAt).toBeLessThan(300);
   });
 
+  it('wake() ends a hold early, only for held messages of that partition', async () => {
+    t = openTestQueue();
+    const seen: string[] = [];
+    t.queue.consume('work', 'g', (m, d) => {
+      seen.push(m.id);
+      if (seen.filter((id) => id === m.id).length === 1) d.hold(60_000);
+    });
+    t.queue.start();
+    t.queue.publish('work', 'P', 'a', {});
+    t.queue.publish('work', 'Q', 'b', {});
+    await waitFor(() => seen.length === 2, 'first deliveries');
+    await sleep(50);
+    expect(t.queue.wake('work', 'R')).toBe(false);
+    expect(t.queue.wake('work', 'P')).toBe(true);
+    await waitFor(() => seen.length === 3, 'the woken delivery');
+    await sleep(100);
+    expect(seen.sort()).toEqual(['a', 'a', 'b']);
+  });
+
   it('resets the attempt counter: a message failing after a hold starts again at attempt 1', async () => {
     t = openTestQueue({ initialBackoffMs: 10 });
     const attempts: number[] = [];

@@ -75,6 +75,16 @@ export class Queue {
     return this.store.drop(dlqTopicOf(topic), id);
   }
 
+  /**
+   * Ends any `hold()` on the partition's messages now, e.g. when a webhook says the build a
+   * held dispatch message polls has changed. Returns whether anything was held.
+   */
+  wake(topic: string, partitionKey: string): boolean {
+    const woken = this.store.wake(topic, partitionKey, Date.now());
+    if (woken > 0) this.notify(topic, partitionKey);
+    return woken > 0;
+  }
+
   private notify(topic: string, partitionKey: string): void {
     for (const c of this.consumers.get(topic) ?? []) c.notify(partitionKey);
   }
