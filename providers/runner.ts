@@ -75,6 +75,11 @@ export interface BuildRequest {
   metadata: Record<string, string>;
 }
 
+export interface LogOptions {
+  /** Whether someone is reading the log live; a runner that pays per fetch only tails then. */
+  watched?: () => boolean;
+}
+
 export interface BuildRunner {
   readonly name: string;
   /** True when the runner pushes progress itself (webhooks), so the dispatcher need not poll. */
@@ -85,6 +90,8 @@ export interface BuildRunner {
   status(buildId: string): Promise<BuildStatus>;
   /** Asks for cancellation; returns promptly. */
   cancel(buildId: string): Promise<void>;
+  /** When to poll `status` next (ms); the dispatcher's default when absent. */
+  pollAfterMs?(buildId: string): number;
   /** The build's log lines; ends once the build is terminal and its output drained. */
-  logs(buildId: string, signal: AbortSignal): AsyncIterable<LogLine>;
+  logs(buildId: string, signal: AbortSignal, options?: LogOptions): AsyncIterable<LogLine>;
 }

@@ -43,6 +43,12 @@ describe('loadConfig', () => {
       pollIntervalMs: 1000,
       pingIntervalMs: 30_000,
       pushHoldMs: 2000,
+      buildkite: {
+        apiUrl: 'https://api.buildkite.com/v2',
+        webhookMode: 'token',
+        requestsPerMinute: 200,
+        pollIntervalMs: 30_000,
+      },
       logLevel: 'info',
       shutdownTimeoutMs: 20_000,
       queue: {

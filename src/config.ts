@@ -146,6 +146,64 @@ export const SETTINGS: readonly Setting[] = [
     schema: durationValue,
   },
   {
+    key: 'buildkite.token',
+    env: 'BOBBIN_BUILDKITE_TOKEN',
+    expect: 'a Buildkite API access token (scopes read_builds, write_builds, read_build_logs)',
+    doc: 'Enables the `buildkite` runner. Never logged.',
+    schema: z.string().trim().min(1),
+  },
+  {
+    key: 'buildkite.org',
+    env: 'BOBBIN_BUILDKITE_ORG',
+    expect: 'an organisation slug',
+    doc: 'The Buildkite organisation of workflows whose `bobbin.buildkite` block names none.',
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/),
+  },
+  {
+    key: 'buildkite.apiUrl',
+    env: 'BOBBIN_BUILDKITE_API_URL',
+    expect: 'an http(s) URL',
+    default: 'https://api.buildkite.com/v2',
+    doc: 'Base URL of the Buildkite REST API (a proxy, or a fake in tests).',
+    schema: urlValue(['http:', 'https:']),
+  },
+  {
+    key: 'buildkite.webhookSecret',
+    env: 'BOBBIN_BUILDKITE_WEBHOOK_SECRET',
+    expect: "the Buildkite webhook's token",
+    doc: 'The token of the Buildkite webhook notification service pointed at `/webhooks/buildkite`. Without it the route answers 503 and builds are tracked by polling alone.',
+    schema: z.string().min(1),
+  },
+  {
+    key: 'buildkite.webhookMode',
+    env: 'BOBBIN_BUILDKITE_WEBHOOK_MODE',
+    expect: 'token or signature',
+    default: 'token',
+    doc: 'How webhooks prove themselves: `token` (the `X-Buildkite-Token` header) or `signature` (`X-Buildkite-Signature`, HMAC-SHA256, ±5 min replay window), as set on the Buildkite webhook.',
+    schema: z.enum(['token', 'signature']),
+  },
+  {
+    key: 'buildkite.rateLimit',
+    path: 'buildkite.requestsPerMinute',
+    env: 'BOBBIN_BUILDKITE_RATE_LIMIT',
+    expect: 'requests per minute (a positive integer)',
+    default: '200',
+    doc: "bobbin's own budget of Buildkite API requests per minute; calls beyond it wait their turn instead of being throttled by Buildkite.",
+    schema: intValue(1, 100_000),
+  },
+  {
+    key: 'buildkite.pollInterval',
+    path: 'buildkite.pollIntervalMs',
+    env: 'BOBBIN_BUILDKITE_POLL_INTERVAL',
+    expect: 'a duration such as 30s',
+    default: '30s',
+    doc: 'How often a Buildkite build is polled when no webhook reports on it (shorter in its first minute, longer while the request budget is under pressure). A lost webhook delays a status by at most this.',
+    schema: durationValue,
+  },
+  {
     key: 'logLevel',
     env: 'BOBBIN_LOG_LEVEL',
     expect: LOG_LEVELS.join(', '),
@@ -244,6 +302,17 @@ export interface QueueSettings {
   pollIntervalMs: number;
 }
 
+export interface BuildkiteSettings {
+  /** The runner is configured only with a token. */
+  token?: string;
+  org?: string;
+  apiUrl: string;
+  webhookSecret?: string;
+  webhookMode: 'token' | 'signature';
+  requestsPerMinute: number;
+  pollIntervalMs: number;
+}
+
 export interface Config {
   hostname: string;
   owner: string;
@@ -259,6 +328,7 @@ export interface Config {
   /** Default: `repos/` beside the database. */
   repoDir?: string;
   pushHoldMs: number;
+  buildkite: BuildkiteSettings;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
   queue: QueueSettings;

@@ -49,6 +49,7 @@ export class Service {
 
   async start(): Promise<void> {
     const { ctx } = this;
+    ctx.queue.recoverAbandoned();
     ctx.queue.start();
     this.heartbeat = setInterval(() => this.beat(), LOCK_HEARTBEAT_MS);
     this.heartbeat.unref();
@@ -58,6 +59,7 @@ export class Service {
       owner: ctx.config.owner,
       health: () => this.health,
       xrpcMethods: (app) => this.spindle.ci.mount(app),
+      routes: (app) => this.spindle.mountRoutes(app),
     });
     this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port, this.spindle.upgradeRoutes);
     await this.spindle.start();

@@ -7,6 +7,9 @@
 import type { IncomingMessage } from 'node:http';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import type { Hono } from 'hono';
+import { BuildkiteRunner, type WebhookEvent } from '../providers/buildkite/buildkite-runner.ts';
+import { mountBuildkiteWebhooks, WEBHOOK_TOPIC } from '../providers/buildkite/webhooks.ts';
 import type { BuildRunner } from '../providers/runner.ts';
 import { RecordValidator } from './atproto/lexicons.ts';
 import { CiApi } from './ci/ci-api.ts';
@@ -78,8 +81,14 @@ export class Spindle {
   constructor(ctx: AppContext, options: SpindleOptions = {}) {
     this.ctx = ctx;
     const { config, db, queue, log } = ctx;
-    this.runners = options.runners ?? createRunners(config);
-    const routing = routingTable(config, this.runners);
+    this.runners =
+      options.runners ??
+      createRunners(config, {
+        db,
+        log,
+        onProgress: (requestId) => queue.wake(DISPATCH_TOPIC, requestId),
+      });
+    const routing = routingTable(config, this.runners.keys());
     const validator = new RecordValidator();
     const cursors = new CursorStore(db);
     this.repos = new RepoStore(db, config.owner);
@@ -158,6 +167,14 @@ export class Spindle {
     queue.consume<PushMessage>(PUSH_TOPIC, 'intake', (m, d) => this.pushes.handle(m.payload, d));
     queue.consume<PullMessage>(PULL_TOPIC, 'intake', (m) => this.pulls.handle(m.payload));
     queue.consume<DispatchMessage>(DISPATCH_TOPIC, 'dispatch', (m, d) => dispatcher.handle(m, d));
+    const buildkite = this.runners.get('buildkite');
+    queue.consume<WebhookEvent>(WEBHOOK_TOPIC, 'buildkite', (m) => {
+      if (!(buildkite instanceof BuildkiteRunner) || !buildkite.onWebhook(m.payload))
+        log.debug(
+          { build: m.payload.build?.id, event: m.payload.event },
+          'Buildkite webhook for a build not started here',
+        );
+    });
 
     const discoveryLog = subsystemLogger(log, 'discovery');
     const ingester = new RecordIngester({
@@ -219,6 +236,17 @@ export class Spindle {
       collector: this.collector,
       log: subsystemLogger(log, 'logs'),
       pingIntervalMs,
+    });
+  }
+
+  /** Plain HTTP routes beside the XRPC methods: Buildkite's webhooks. */
+  mountRoutes(app: Hono): void {
+    const bk = this.ctx.config.buildkite;
+    mountBuildkiteWebhooks(app, {
+      secret: this.runners.has('buildkite') ? bk.webhookSecret : undefined,
+      mode: bk.webhookMode,
+      queue: this.ctx.queue,
+      log: subsystemLogger(this.ctx.log, 'buildkite'),
     });
   }
 

@@ -6,6 +6,7 @@
  * treated as a terminal overwrite (the text after the last one wins).
  */
 
+// biome-ignore-all lint/suspicious/noControlCharactersInRegex: terminal escapes are what these patterns match
 const TIMESTAMP = /\x1b_bk;t=(\d+)(?:\x07|\x1b\\)/g;
 const STRING_ESCAPE = /\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)/g;
 const CSI = /\x1b\[[0-?]*[ -/]*[@-~]/g;

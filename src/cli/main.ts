@@ -35,7 +35,7 @@ export async function main(
       case 'demo':
         return await demoCommand(rest, io);
       case 'doctor':
-        return doctorCommand(env, io);
+        return await doctorCommand(env, io);
       case 'queue':
         return queueCommand(rest, env, io);
       case 'version':

@@ -21,6 +21,8 @@ export interface HttpDeps {
   health: () => Health;
   /** Further XRPC methods (see XrpcDeps.methods). */
   xrpcMethods?: (app: Hono) => void;
+  /** Further plain routes (webhooks). */
+  routes?: (app: Hono) => void;
 }
 
 const BANNER = (hostname: string) => `bobbin ${VERSION}: a Tangled spindle at ${hostname}
@@ -44,6 +46,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
   });
 
   mountXrpc(app, { owner: deps.owner, methods: deps.xrpcMethods });
+  deps.routes?.(app);
 
   // Reached only without a WebSocket upgrade (upgrades are taken over by the node server).
   app.all('/events', (c) => c.text('Bad Request: /events is a WebSocket endpoint\n', 400));

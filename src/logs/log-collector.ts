@@ -85,7 +85,8 @@ export class LogCollector {
       let seq = this.lines.count(key);
       let skip = seq;
       try {
-        for await (const line of runner.logs(buildId, signal)) {
+        const watched = () => (this.listeners.get(keyOf(key))?.size ?? 0) > 0;
+        for await (const line of runner.logs(buildId, signal, { watched })) {
           if (skip > 0) {
             skip--;
             continue;

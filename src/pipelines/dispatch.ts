@@ -81,7 +81,9 @@ export class Dispatcher {
     }
     const next = this.advance(this.d.store.workflow(key)!, status, delivery);
     if (next === 'wait') return;
-    delivery.hold(runner.pushesProgress ? PUSHED_POLL_MS : this.d.pollIntervalMs);
+    delivery.hold(
+      runner.pollAfterMs?.(buildId) ?? (runner.pushesProgress ? PUSHED_POLL_MS : this.d.pollIntervalMs),
+    );
   }
 
   /**

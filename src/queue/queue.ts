@@ -76,6 +76,17 @@ export class Queue {
   }
 
   /**
+   * Redelivers now what a previous process left in flight (it died mid-delivery), instead of
+   * after the visibility timeout. Call only while holding the instance lock, before `start()`.
+   */
+  recoverAbandoned(): number {
+    const n = this.store.recoverAll();
+    if (n > 0)
+      this.log.info({ deliveries: n }, 'deliveries left in flight by a previous process redelivered');
+    return n;
+  }
+
+  /**
    * Ends any `hold()` on the partition's messages now, e.g. when a webhook says the build a
    * held dispatch message polls has changed. Returns whether anything was held.
    */

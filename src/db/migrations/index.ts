@@ -3,6 +3,7 @@ import { sql as events } from './0002-events.ts';
 import { sql as discovery } from './0003-discovery.ts';
 import { sql as pipelines } from './0004-pipelines.ts';
 import { sql as ci } from './0005-ci.ts';
+import { sql as buildkite } from './0006-buildkite.ts';
 
 export interface Migration {
   version: number;
@@ -17,4 +18,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'discovery', sql: discovery },
   { version: 4, name: 'pipelines', sql: pipelines },
   { version: 5, name: 'ci', sql: ci },
+  { version: 6, name: 'buildkite', sql: buildkite },
 ];

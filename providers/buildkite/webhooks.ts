@@ -1,0 +1,87 @@
+/**
+ * `POST /webhooks/buildkite` (buildkite spec §8): 503 when Buildkite is not configured, 413 over
+ * the body bound, 401 on a bad token or signature (nothing stored), else the build event is
+ * persisted on the queue (deduplicated on build id, event, state and finish time) and answered
+ * 200 at once; the runner applies it from the queue. Pings and other events are acknowledged
+ * and ignored.
+ */
+import type { Hono } from 'hono';
+import type { Logger } from '../../src/logger.ts';
+import type { Queue } from '../../src/queue/index.ts';
+import type { WebhookEvent } from './buildkite-runner.ts';
+import type { BkBuild } from './state.ts';
+import { verifyWebhook, type WebhookMode } from './webhook-auth.ts';
+
+export const WEBHOOK_PATH = '/webhooks/buildkite';
+export const WEBHOOK_TOPIC = 'buildkite.webhook';
+const MAX_BODY = 1024 * 1024;
+
+export interface WebhookRouteOptions {
+  /** Undefined when the Buildkite runner is not configured. */
+  secret: string | undefined;
+  mode: WebhookMode;
+  queue: Queue;
+  log: Logger;
+}
+
+export function mountBuildkiteWebhooks(app: Hono, o: WebhookRouteOptions): void {
+  app.post(WEBHOOK_PATH, async (c) => {
+    if (!o.secret)
+      return c.json(
+        {
+          message: 'Buildkite webhooks are not configured on this spindle (BOBBIN_BUILDKITE_WEBHOOK_SECRET)',
+        },
+        503,
+      );
+    if (Number(c.req.header('content-length') ?? 0) > MAX_BODY)
+      return c.json({ message: 'body too large' }, 413);
+    const body = Buffer.from(await c.req.arrayBuffer());
+    if (body.length > MAX_BODY) return c.json({ message: 'body too large' }, 413);
+    const verdict = verifyWebhook(
+      o.mode,
+      o.secret,
+      { token: c.req.header('x-buildkite-token'), signature: c.req.header('x-buildkite-signature') },
+      body,
+    );
+    if (!verdict.ok) {
+      o.log.warn({ reason: verdict.reason, mode: o.mode }, 'Buildkite webhook rejected');
+      return c.json({ message: 'invalid webhook credential' }, 401);
+    }
+    let payload: { event?: unknown; build?: Partial<BkBuild> };
+    try {
+      payload = JSON.parse(body.toString('utf8'));
+    } catch {
+      return c.json({ message: 'body is not JSON' }, 400);
+    }
+    const event =
+      c.req.header('x-buildkite-event') ?? (typeof payload.event === 'string' ? payload.event : '');
+    const build = payload.build;
+    if (
+      !event.startsWith('build.') ||
+      typeof build !== 'object' ||
+      build === null ||
+      typeof build.id !== 'string'
+    )
+      return c.json({ ok: true, ignored: event || 'no event' });
+    const message: WebhookEvent = {
+      event,
+      build: {
+        id: build.id,
+        number: Number(build.number),
+        state: String(build.state),
+        blocked: build.blocked === true,
+        web_url: typeof build.web_url === 'string' ? build.web_url : undefined,
+        started_at: typeof build.started_at === 'string' ? build.started_at : null,
+        finished_at: typeof build.finished_at === 'string' ? build.finished_at : null,
+        meta_data: isStringMap(build.meta_data) ? build.meta_data : {},
+      },
+    };
+    const id = `${build.id} ${event} ${message.build!.state} ${message.build!.finished_at ?? ''} ${message.build!.blocked}`;
+    o.queue.publish(WEBHOOK_TOPIC, build.id, id, message);
+    return c.json({ ok: true });
+  });
+}
+
+function isStringMap(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
+}

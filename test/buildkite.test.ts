@@ -1,0 +1,252 @@
+/**
+ * The Buildkite runner against the fake Buildkite (buildkite spec §10) and the real daemon:
+ * builds per workflow run, webhooks (signed) and reconciliation, state and exit codes,
+ * idempotent create, live and stored logs, webhook authentication, and a chaos run with 5xx,
+ * 429 bursts, dropped webhooks and a SIGKILL in the middle.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signWebhook } from '../providers/buildkite/webhook-auth.ts';
+import { AppviewEvents, readLogs, type StatusRow } from './fakes/appview.ts';
+import { FakeBuildkite } from './fakes/buildkite.ts';
+import { onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
+import { sleep, waitFor } from './support/wait.ts';
+
+const SECRET = 'whsec-test-2f9c1e';
+const BUDGET = 3000;
+
+let s: Stack;
+let bk: FakeBuildkite;
+let app: AppviewEvents;
+
+function workflow(name: string, pipeline: string, extra = ''): { name: string; raw: string } {
+  return {
+    name,
+    raw: `engine: nixery\nsteps:\n  - name: test\n    command: npm test\nbobbin:\n  buildkite:\n    pipeline: ${pipeline}\n${extra}`,
+  };
+}
+
+function run(workflows: Array<{ name: string; raw: string }>): string {
+  const key = rkey();
+  s.knot.emit('sh.tangled.pipeline', key, pipelineRecord(s.knot.host, workflows));
+  return key;
+}
+
+async function finished(
+  pipeline: string,
+  count: number,
+  timeoutMs = 20_000,
+): Promise<Record<string, { status: string; error: string | null; exitCode: number }>> {
+  return waitFor<Record<string, StatusRow> | undefined>(
+    () => {
+      const latest = app.latest(pipeline);
+      const rows = Object.values(latest);
+      return rows.length === count &&
+        rows.every((r) => ['success', 'failed', 'timeout', 'cancelled'].includes(r.status))
+        ? latest
+        : undefined;
+    },
+    `pipeline ${pipeline} to finish`,
+    timeoutMs,
+  ) as Promise<Record<string, StatusRow>>;
+}
+
+beforeAll(async () => {
+  bk = await FakeBuildkite.start({ orgLimit: BUDGET + 1000 });
+  s = await startStack({
+    BOBBIN_BUILDKITE_TOKEN: bk.token,
+    BOBBIN_BUILDKITE_ORG: 'acme',
+    BOBBIN_BUILDKITE_API_URL: bk.apiUrl,
+    BOBBIN_BUILDKITE_WEBHOOK_SECRET: SECRET,
+    BOBBIN_BUILDKITE_WEBHOOK_MODE: 'signature',
+    BOBBIN_BUILDKITE_RATE_LIMIT: String(BUDGET),
+    BOBBIN_BUILDKITE_POLL_INTERVAL: '1s',
+    BOBBIN_QUEUE_CONCURRENCY: '64',
+  });
+  bk.webhook = { url: `${s.daemon.base}/webhooks/buildkite`, mode: 'signature', secret: SECRET };
+  app = new AppviewEvents();
+  await app.connect(s.daemon.base);
+  await onboard(s);
+}, 30_000);
+
+afterAll(async () => {
+  if (process.env.DUMP_LOGS) (await import('node:fs')).writeFileSync(process.env.DUMP_LOGS, s.daemon.logs());
+  await app?.close();
+  await s?.close();
+  await bk?.close();
+});
+
+describe('the Buildkite runner', () => {
+  it('runs a workflow as one build, follows it by webhook, and costs at most 3 API calls', async () => {
+    bk.script('app', {
+      startAfterMs: 50,
+      runMs: 300,
+      jobs: [{ name: 'unit', command: 'npm test', lines: 20 }],
+    });
+    const before = bk.requests.length;
+    const pipeline = run([workflow('ci.yml', 'app')]);
+    const latest = await finished(pipeline, 1);
+    expect(latest['ci.yml']).toMatchObject({ status: 'success' });
+    const build = bk.builds.at(-1)!;
+    expect(build.body).toMatchObject({
+      commit: expect.stringMatching(/^[0-9a-f]{40}$/),
+      branch: 'main',
+      meta_data: { 'bobbin:request_id': `${s.knot.host}/${pipeline}/ci.yml`, 'bobbin:workflow': 'ci.yml' },
+      env: {
+        TANGLED_WORKFLOW: 'ci.yml',
+        TANGLED_PIPELINE: `at://did:web:${s.knot.host}/sh.tangled.pipeline/${pipeline}`,
+      },
+    });
+    // Logs are fetched once after the end, and stored: a viewer afterwards costs nothing.
+    await waitFor(() => bk.requests.slice(before).some((r) => r.endsWith('/log')), 'the final log fetch');
+    await sleep(300);
+    const calls = bk.requests.length - before;
+    expect(calls).toBeLessThanOrEqual(3);
+    const logs = await readLogs(s.daemon.base, { knot: s.knot.host, rkey: pipeline, workflow: 'ci.yml' });
+    expect(logs.closeCode).toBe(1000);
+    expect(logs.steps.map((st) => [st.title, st.command])).toEqual([['unit', 'npm test']]);
+    expect(logs.steps[0]!.body).toContain('line 20 of unit');
+    expect(logs.steps[0]!.body[0]).toBe('~~~ Running script');
+    expect(bk.requests.length - before).toBe(calls);
+  }, 30_000);
+
+  it('reports the failing job’s exit status, a timeout, and a missing pipeline option as errors', async () => {
+    bk.script('broken', {
+      runMs: 100,
+      jobs: [{ name: 'lint', command: 'npm run lint', lines: 2, exitStatus: 3 }],
+    });
+    bk.script('slow', {
+      runMs: 100,
+      jobs: [{ name: 'e2e', command: 'npm run e2e', lines: 2, timesOut: true }],
+    });
+    const pipeline = run([
+      workflow('lint.yml', 'broken'),
+      workflow('e2e.yml', 'slow'),
+      { name: 'nopipe.yml', raw: 'engine: nixery\nsteps: []\nbobbin:\n  buildkite:\n    org: acme\n' },
+    ]);
+    const latest = await finished(pipeline, 3);
+    expect(latest['lint.yml']).toMatchObject({
+      status: 'failed',
+      exitCode: 3,
+      error: 'step "lint" failed with exit status 3',
+    });
+    expect(latest['e2e.yml']).toMatchObject({ status: 'timeout' });
+    expect(latest['nopipe.yml']!.status).toBe('failed');
+    expect(latest['nopipe.yml']!.error).toMatch(/names no Buildkite pipeline: set bobbin.buildkite.pipeline/);
+  }, 30_000);
+
+  it('never creates two builds when a create is committed but answered 500', async () => {
+    bk.failAfterCommit(1);
+    const pipeline = run([workflow('once.yml', 'app')]);
+    expect((await finished(pipeline, 1))['once.yml']!.status).toBe('success');
+    expect(bk.buildsPerRequest().get(`${s.knot.host}/${pipeline}/once.yml`)).toBe(1);
+  }, 30_000);
+
+  it('rejects webhooks with a wrong token, a bad signature or a stale timestamp, changing nothing', async () => {
+    const build = bk.builds.at(-1)!;
+    const body = JSON.stringify({
+      event: 'build.finished',
+      build: {
+        id: build.id,
+        number: build.number,
+        state: 'failed',
+        blocked: false,
+        meta_data: build.body.meta_data,
+      },
+    });
+    const post = (headers: Record<string, string>) =>
+      fetch(`${s.daemon.base}/webhooks/buildkite`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-buildkite-event': 'build.finished', ...headers },
+        body,
+      });
+    const now = Math.floor(Date.now() / 1000);
+    expect((await post({ 'x-buildkite-token': SECRET })).status).toBe(401);
+    expect((await post({ 'x-buildkite-signature': signWebhook('wrong', body, now) })).status).toBe(401);
+    expect((await post({ 'x-buildkite-signature': signWebhook(SECRET, body, now - 360) })).status).toBe(401);
+    expect((await post({ 'x-buildkite-signature': 'timestamp=1,signature=yo' })).status).toBe(401);
+    await sleep(300);
+    const statuses = [...app.statuses.values()].filter((r) => r.workflow === 'once.yml');
+    expect(statuses.at(-1)!.status).toBe('success');
+    expect(s.daemon.logs()).toContain('"msg":"Buildkite webhook rejected"');
+  });
+
+  it('streams a running job’s log to a /logs watcher, then closes 1000', async () => {
+    bk.script('long', {
+      startAfterMs: 50,
+      runMs: 6000,
+      jobs: [{ name: 'build', command: 'make', lines: 60 }],
+    });
+    const pipeline = run([workflow('live.yml', 'long')]);
+    await waitFor(() => app.latest(pipeline)['live.yml']?.status === 'running', 'the build to run', 15_000);
+    const seenAt: number[] = [];
+    const build = bk.builds.at(-1)!;
+    const endAt = build.jobs[0]!.endAt;
+    const logs = await readLogs(
+      s.daemon.base,
+      { knot: s.knot.host, rkey: pipeline, workflow: 'live.yml' },
+      { timeoutMs: 30_000, onLine: (l) => l.kind === 'data' && seenAt.push(Date.now()) },
+    );
+    expect(logs.closeCode).toBe(1000);
+    expect(seenAt.some((t) => t < endAt)).toBe(true);
+    expect(logs.steps[0]!.body.filter((l) => l.startsWith('line '))).toHaveLength(60);
+  }, 40_000);
+
+  it('under 5xx, 429 bursts and half the webhooks lost, and a SIGKILL midway, runs every workflow once to its status within budget', async () => {
+    const pipelines = Number(process.env.BK_CHAOS_PIPELINES ?? 200);
+    bk.script('chaos', { startAfterMs: 50, runMs: 300, jobs: [{ name: 't', command: 'true', lines: 3 }] });
+    bk.script('chaosfail', {
+      startAfterMs: 50,
+      runMs: 300,
+      jobs: [{ name: 'f', command: 'false', lines: 3, exitStatus: 2 }],
+    });
+    bk.failRate = 0.2;
+    bk.dropRate = 0.5;
+    bk.duplicateRate = 0.1;
+    bk.maxDelayMs = 300;
+    bk.rateLimitBurst(5);
+    const keys: string[] = [];
+    for (let i = 0; i < pipelines; i++) {
+      keys.push(
+        run([workflow('a.yml', 'chaos'), workflow('b.yml', 'chaos'), workflow('c.yml', 'chaosfail')]),
+      );
+      if (i === Math.floor(pipelines / 2)) {
+        await waitFor(() => bk.builds.length > 20, 'some builds');
+        await s.daemon.kill();
+        bk.rateLimitBurst(5);
+        await s.restart();
+        bk.webhook = { url: `${s.daemon.base}/webhooks/buildkite`, mode: 'signature', secret: SECRET };
+        // The same appview reconnects from its cursor, as the real one does.
+        await app.close();
+        await app.connect(s.daemon.base);
+      }
+    }
+    for (const key of keys) {
+      const latest = await finished(key, 3, 120_000).catch((err) => {
+        const builds = bk.builds.filter(
+          (b) => String((b.body.meta_data as Record<string, string>)['bobbin:rkey']) === key,
+        );
+        console.error(
+          'STUCK',
+          key,
+          keys.indexOf(key),
+          JSON.stringify(app.latest(key)),
+          builds.map((b) => bk.view(b).state),
+        );
+        throw err;
+      });
+      expect([latest['a.yml']!.status, latest['b.yml']!.status, latest['c.yml']!.status], key).toEqual([
+        'success',
+        'success',
+        'failed',
+      ]);
+      expect(latest['c.yml']!.exitCode).toBe(2);
+    }
+    bk.failRate = 0;
+    bk.dropRate = 0;
+    const perRun = bk.buildsPerRequest();
+    for (const key of keys)
+      for (const w of ['a.yml', 'b.yml', 'c.yml'])
+        expect(perRun.get(`${s.knot.host}/${key}/${w}`), `${key}/${w}`).toBe(1);
+    expect(bk.peakPerMinute()).toBeLessThanOrEqual(BUDGET);
+  }, 240_000);
+});
