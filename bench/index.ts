@@ -4,6 +4,7 @@
  */
 import { cpus, totalmem } from 'node:os';
 import Database from 'better-sqlite3';
+import { buildkiteBench } from './buildkite.ts';
 import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
 import { spindleBench } from './spindle.ts';
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   queue: queueBench,
   spindle: spindleBench,
   protocol2026: protocol2026Bench,
+  buildkite: buildkiteBench,
 };
 
 const names = process.argv.slice(2);

@@ -13,6 +13,7 @@ export class LogStore {
   private readonly insertStmt: Statement;
   private readonly afterStmt: Statement;
   private readonly countStmt: Statement;
+  private readonly appendAll: (k: WorkflowKey, seq: number, lines: readonly string[]) => void;
 
   constructor(db: Db) {
     this.insertStmt = db.prepare(
@@ -22,6 +23,9 @@ export class LogStore {
       `SELECT seq, line FROM log_lines WHERE knot = ? AND rkey = ? AND workflow = ? AND seq >= ?
        ORDER BY seq LIMIT ?`,
     );
+    this.appendAll = db.transaction((k: WorkflowKey, seq: number, lines: readonly string[]) => {
+      for (const [i, line] of lines.entries()) this.insertStmt.run(k.knot, k.rkey, k.name, seq + i, line);
+    });
     this.countStmt = db.prepare(
       'SELECT COALESCE(MAX(seq) + 1, 0) AS n FROM log_lines WHERE knot = ? AND rkey = ? AND workflow = ?',
     );
@@ -29,6 +33,11 @@ export class LogStore {
 
   append(k: WorkflowKey, seq: number, line: string): void {
     this.insertStmt.run(k.knot, k.rkey, k.name, seq, line);
+  }
+
+  /** Lines `seq`, `seq + 1`, … in one transaction. */
+  appendMany(k: WorkflowKey, seq: number, lines: readonly string[]): void {
+    this.appendAll(k, seq, lines);
   }
 
   /** Up to `limit` lines from `seq` on. */

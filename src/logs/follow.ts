@@ -11,7 +11,7 @@ import { isTerminal } from '../pipelines/status-writer.ts';
 import type { LogCollector } from './log-collector.ts';
 import { errorOnlyLog } from './log-line.ts';
 
-const BATCH = 500;
+const BATCH = 2000;
 
 export interface FollowDeps {
   store: PipelineStore;

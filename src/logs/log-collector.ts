@@ -13,6 +13,8 @@ import type { Logger } from '../logger.ts';
 import { encodeLogLine } from './log-line.ts';
 
 const MAX_FAILURES = 5;
+/** Lines stored per transaction at most. */
+const FLUSH_LINES = 2000;
 
 export function keyOf(k: WorkflowKey): string {
   return `${k.knot}\n${k.rkey}\n${k.name}`;
@@ -86,13 +88,31 @@ export class LogCollector {
       let skip = seq;
       try {
         const watched = () => (this.listeners.get(keyOf(key))?.size ?? 0) > 0;
-        for await (const line of runner.logs(buildId, signal, { watched })) {
-          if (skip > 0) {
-            skip--;
-            continue;
-          }
-          this.lines.append(key, seq++, encodeLogLine(line));
+        // Lines are stored in batches: a burst (a whole log fetched at once) becomes a few
+        // transactions and notifications, and a trickle is flushed on the next macrotask.
+        let batch: string[] = [];
+        let scheduled: NodeJS.Immediate | undefined;
+        const flush = () => {
+          if (scheduled) clearImmediate(scheduled);
+          scheduled = undefined;
+          if (batch.length === 0) return;
+          this.lines.appendMany(key, seq, batch);
+          seq += batch.length;
+          batch = [];
           this.notify(key);
+        };
+        try {
+          for await (const line of runner.logs(buildId, signal, { watched })) {
+            if (skip > 0) {
+              skip--;
+              continue;
+            }
+            batch.push(encodeLogLine(line));
+            if (batch.length >= FLUSH_LINES) flush();
+            else scheduled ??= setImmediate(flush);
+          }
+        } finally {
+          flush();
         }
         if (signal.aborted) return;
         this.store.setLogsDone(key);
