@@ -107,6 +107,7 @@ describe('the Buildkite runner', () => {
     expect(logs.steps[0]!.body).toContain('line 20 of unit');
     expect(logs.steps[0]!.body[0]).toBe('~~~ Running script');
     expect(bk.requests.length - before).toBe(calls);
+    expect(s.daemon.logs()).not.toContain(bk.token);
   }, 30_000);
 
   it('reports the failing job’s exit status, a timeout, and a missing pipeline option as errors', async () => {

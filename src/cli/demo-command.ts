@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppviewEvents, readLogs } from '../../test/fakes/appview.ts';
+import { FakeBuildkite } from '../../test/fakes/buildkite.ts';
 import { FakeJetstream } from '../../test/fakes/jetstream.ts';
 import { FakeKnot } from '../../test/fakes/knot.ts';
 import { FakePds } from '../../test/fakes/pds.ts';
@@ -52,11 +53,12 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
   const t0 = Date.now();
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)}s`;
   const dir = mkdtempSync(join(tmpdir(), 'bobbin-demo-'));
-  const [jetstream, pds, knot, newKnot] = await Promise.all([
+  const [jetstream, pds, knot, newKnot, bk] = await Promise.all([
     FakeJetstream.start(),
     FakePds.start(),
     FakeKnot.start(),
     FakeKnot.start(),
+    FakeBuildkite.start(),
   ]);
   jetstream.pds = pds;
   pds.addIdentity(OWNER);
@@ -71,6 +73,11 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     BOBBIN_ENGINES: 'nixery=stub',
     BOBBIN_POLL_INTERVAL: '100ms',
     BOBBIN_PUSH_HOLD: '300ms',
+    BOBBIN_BUILDKITE_TOKEN: bk.token,
+    BOBBIN_BUILDKITE_ORG: 'demo',
+    BOBBIN_BUILDKITE_API_URL: bk.apiUrl,
+    BOBBIN_BUILDKITE_WEBHOOK_SECRET: 'demo-webhook-secret',
+    BOBBIN_BUILDKITE_WEBHOOK_MODE: 'signature',
   });
   const service = Service.create(config, createLogger('silent'));
   const appview = new AppviewEvents();
@@ -135,6 +142,9 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     });
     for (const line of table(['workflow', 'engine', 'statuses', 'error'], rows)) io.out(`  ${line}`);
     io.out('');
+    bk.webhook = { url: `${base}/webhooks/buildkite`, mode: 'signature', secret: 'demo-webhook-secret' };
+    await buildkitePart(io, at, { bk, knot, appview, base });
+    io.out('');
     await newGenerationKnot(io, at, { jetstream, newKnot, appview, base });
     io.out('');
     io.out(
@@ -144,7 +154,7 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
   } finally {
     await appview.close();
     await service.stop();
-    await Promise.all([jetstream.close(), pds.close(), knot.close(), newKnot.close()]);
+    await Promise.all([jetstream.close(), pds.close(), knot.close(), newKnot.close(), bk.close()]);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -238,4 +248,53 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`demo timed out after ${timeoutMs / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Part: a workflow handed to Buildkite (the fake), followed by signed webhooks, logs fetched once. */
+async function buildkitePart(
+  io: Output,
+  at: () => string,
+  d: { bk: FakeBuildkite; knot: FakeKnot; appview: AppviewEvents; base: string },
+): Promise<void> {
+  const { bk, knot, appview, base } = d;
+  bk.script('hello-ci', {
+    startAfterMs: 100,
+    runMs: 700,
+    jobs: [
+      { name: ':npm: install', command: 'npm ci', lines: 3 },
+      { name: ':test_tube: test', command: 'npm test', lines: 4 },
+    ],
+  });
+  const rkey = '3kdemobkpipe2';
+  const raw =
+    'engine: nixery\nsteps:\n  - name: test\n    command: npm test\nbobbin:\n  buildkite:\n    pipeline: hello-ci\n';
+  knot.emit('sh.tangled.pipeline', rkey, {
+    $type: '',
+    triggerMetadata: {
+      kind: 'push',
+      push: { ref: 'refs/heads/main', newSha: 'beef'.padEnd(40, '1'), oldSha: '0'.repeat(40) },
+      repo: { defaultBranch: '', did: OWNER, knot: knot.host, repo: 'hello' },
+    },
+    workflows: [
+      { name: 'buildkite.yml', engine: 'nixery', raw, clone: { depth: 0, skip: false, submodules: false } },
+    ],
+  });
+  io.out(`${at()}  knot: another push → pipeline ${rkey}; buildkite.yml names Buildkite pipeline "hello-ci"`);
+  await until(() => TERMINAL.has(appview.latest(rkey)['buildkite.yml']?.status ?? ''), 20_000);
+  const build = bk.builds.at(-1)!;
+  io.out(
+    `${at()}  fake Buildkite at ${bk.apiUrl}: build #${build.number} of demo/hello-ci, meta_data bobbin:request_id = ${(build.body.meta_data as Record<string, string>)['bobbin:request_id']}`,
+  );
+  io.out(
+    `${at()}  webhooks delivered (signed): ${bk.deliveries.map((x) => `${x.event} ${x.status}`).join(', ')}`,
+  );
+  io.out(`  statuses: ${appview.history(rkey, 'buildkite.yml').join(' → ')}`);
+  const logs = await readLogs(base, { knot: knot.host, rkey, workflow: 'buildkite.yml' });
+  for (const step of logs.steps) {
+    io.out(`      ▸ ${step.title}${step.command ? `  $ ${step.command}` : ''}`);
+    for (const line of step.body) io.out(`          ${line}`);
+  }
+  io.out(
+    `  Buildkite API calls for this run: ${bk.requests.length} (${bk.requests.map((r) => r.split(' ')[0]).join(', ')})`,
+  );
 }
