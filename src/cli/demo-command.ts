@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppviewEvents, readLogs } from '../../test/fakes/appview.ts';
+import { AppviewEvents, type RenderedStep, readLogs } from '../../test/fakes/appview.ts';
 import { FakeBuildkite } from '../../test/fakes/buildkite.ts';
 import { FakeJetstream } from '../../test/fakes/jetstream.ts';
 import { FakeKnot } from '../../test/fakes/knot.ts';
@@ -128,10 +128,7 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     for (const w of WORKFLOWS) {
       const logs = await readLogs(base, { knot: knot.host, rkey, workflow: w.name });
       io.out(`    ${w.name} (closed ${logs.closeCode ?? `HTTP ${logs.refused}`})`);
-      for (const step of logs.steps) {
-        io.out(`      ▸ ${step.title}${step.command ? `  $ ${step.command}` : ''}`);
-        for (const line of step.body) io.out(`          ${line}`);
-      }
+      printSteps(io, logs.steps);
     }
 
     io.out('');
@@ -290,11 +287,16 @@ async function buildkitePart(
   );
   io.out(`  statuses: ${appview.history(rkey, 'buildkite.yml').join(' → ')}`);
   const logs = await readLogs(base, { knot: knot.host, rkey, workflow: 'buildkite.yml' });
-  for (const step of logs.steps) {
-    io.out(`      ▸ ${step.title}${step.command ? `  $ ${step.command}` : ''}`);
-    for (const line of step.body) io.out(`          ${line}`);
-  }
+  printSteps(io, logs.steps);
   io.out(
     `  Buildkite API calls for this run: ${bk.requests.length} (${bk.requests.map((r) => r.split(' ')[0]).join(', ')})`,
   );
+}
+
+/** A workflow's log steps as the appview renders them. */
+function printSteps(io: Output, steps: RenderedStep[]): void {
+  for (const step of steps) {
+    io.out(`      ▸ ${step.title}${step.command ? `  $ ${step.command}` : ''}`);
+    for (const line of step.body) io.out(`          ${line}`);
+  }
 }
