@@ -57,26 +57,28 @@ const WINDOW_MS = 60_000;
 /** A sliding one-minute window of request start times; `take()` waits for room. */
 export class RequestBudget {
   private readonly limit: number;
+  private readonly windowMs: number;
   private readonly starts: number[] = [];
   private pausedUntil = 0;
 
-  constructor(limit: number) {
+  constructor(limit: number, windowMs = WINDOW_MS) {
     this.limit = limit;
+    this.windowMs = windowMs;
   }
 
   async take(): Promise<void> {
     for (;;) {
       const now = Date.now();
-      while (this.starts.length > 0 && this.starts[0]! <= now - WINDOW_MS) this.starts.shift();
+      while (this.starts.length > 0 && this.starts[0]! <= now - this.windowMs) this.starts.shift();
       const wait = Math.max(
         this.pausedUntil - now,
-        this.starts.length >= this.limit ? this.starts[0]! + WINDOW_MS - now : 0,
+        this.starts.length >= this.limit ? this.starts[0]! + this.windowMs - now : 0,
       );
       if (wait <= 0) {
         this.starts.push(now);
         return;
       }
-      await sleep(Math.min(wait, 1000));
+      await sleep(Math.min(wait, 1000, this.windowMs));
     }
   }
 
@@ -88,14 +90,8 @@ export class RequestBudget {
   /** Share of the window used, 0–1 (pollers back off when it is high). */
   pressure(): number {
     const now = Date.now();
-    const recent = this.starts.filter((t) => t > now - WINDOW_MS).length;
+    const recent = this.starts.filter((t) => t > now - this.windowMs).length;
     return Math.min(1, recent / this.limit + (this.pausedUntil > now ? 1 : 0));
-  }
-
-  /** Requests started in the last minute. */
-  used(): number {
-    const now = Date.now();
-    return this.starts.filter((t) => t > now - WINDOW_MS).length;
   }
 }
 

@@ -101,15 +101,7 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     io.out(`${at()}  bobbin follows the knot: ws://${knot.host}${knot.connections[0]}`);
 
     const rkey = '3kdemopipe222';
-    knot.emit('sh.tangled.pipeline', rkey, {
-      $type: '',
-      triggerMetadata: {
-        kind: 'push',
-        push: { ref: 'refs/heads/main', newSha: 'c0ffee'.padEnd(40, '0'), oldSha: '0'.repeat(40) },
-        repo: { defaultBranch: '', did: OWNER, knot: knot.host, repo: 'hello' },
-      },
-      workflows: WORKFLOWS.map((w) => ({ ...w, clone: { depth: 0, skip: false, submodules: false } })),
-    });
+    emitPush(knot, rkey, 'c0ffee'.padEnd(40, '0'), WORKFLOWS);
     io.out(
       `${at()}  knot: push to refs/heads/main → pipeline ${rkey} with ${WORKFLOWS.map((w) => w.name).join(', ')}`,
     );
@@ -265,17 +257,7 @@ async function buildkitePart(
   const rkey = '3kdemobkpipe2';
   const raw =
     'engine: nixery\nsteps:\n  - name: test\n    command: npm test\nbobbin:\n  buildkite:\n    pipeline: hello-ci\n';
-  knot.emit('sh.tangled.pipeline', rkey, {
-    $type: '',
-    triggerMetadata: {
-      kind: 'push',
-      push: { ref: 'refs/heads/main', newSha: 'beef'.padEnd(40, '1'), oldSha: '0'.repeat(40) },
-      repo: { defaultBranch: '', did: OWNER, knot: knot.host, repo: 'hello' },
-    },
-    workflows: [
-      { name: 'buildkite.yml', engine: 'nixery', raw, clone: { depth: 0, skip: false, submodules: false } },
-    ],
-  });
+  emitPush(knot, rkey, 'beef'.padEnd(40, '1'), [{ name: 'buildkite.yml', engine: 'nixery', raw }]);
   io.out(`${at()}  knot: another push → pipeline ${rkey}; buildkite.yml names Buildkite pipeline "hello-ci"`);
   await until(() => TERMINAL.has(appview.latest(rkey)['buildkite.yml']?.status ?? ''), 20_000);
   const build = bk.builds.at(-1)!;
@@ -299,4 +281,22 @@ function printSteps(io: Output, steps: RenderedStep[]): void {
     io.out(`      ▸ ${step.title}${step.command ? `  $ ${step.command}` : ''}`);
     for (const line of step.body) io.out(`          ${line}`);
   }
+}
+
+/** A push pipeline on `knot`'s stream, shaped exactly as a stock knot sends it. */
+function emitPush(
+  knot: FakeKnot,
+  rkey: string,
+  newSha: string,
+  workflows: ReadonlyArray<{ name: string; engine: string; raw: string }>,
+): void {
+  knot.emit('sh.tangled.pipeline', rkey, {
+    $type: '',
+    triggerMetadata: {
+      kind: 'push',
+      push: { ref: 'refs/heads/main', newSha, oldSha: '0'.repeat(40) },
+      repo: { defaultBranch: '', did: OWNER, knot: knot.host, repo: 'hello' },
+    },
+    workflows: workflows.map((w) => ({ ...w, clone: { depth: 0, skip: false, submodules: false } })),
+  });
 }

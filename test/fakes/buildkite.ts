@@ -317,14 +317,10 @@ export class FakeBuildkite {
     try {
       const res = await fetch(hook.url, { method: 'POST', headers, body });
       await res.body?.cancel();
-      this.record({ event, status: res.status, dropped: false });
+      this.deliveries.push({ event, status: res.status, dropped: false });
     } catch (err) {
-      this.record({ event, status: String(err), dropped: false });
+      this.deliveries.push({ event, status: String(err), dropped: false });
     }
-  }
-
-  private record(d: Delivery): void {
-    this.deliveries.push(d);
   }
 
   // --- HTTP -------------------------------------------------------------------------------------
