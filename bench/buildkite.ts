@@ -6,14 +6,14 @@
  *     log fetch, and for lost webhooks the target 3 + run duration / poll interval.
  * (b) dispatch latency: knot `sh.tangled.pipeline` frame → the fake receiving the create
  *     request, at 50 pipelines/s. Baseline: the same create sent straight from this process.
- * (c) log streaming: a finished job with a 1,000,000-line log, read by one `/logs` client
- *     (lines/s from the first line to the close). Baseline: splitting and parsing the same raw
+ * (c) log streaming: a finished job with a 1,000,000-line log, read by one `/logs` client on its
+ *     own thread, as the appview is its own process (lines/s from the first line to the close). Baseline: splitting and parsing the same raw
  *     log in process.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
+import { Worker } from 'node:worker_threads';
 import { LogLineSplitter } from '../providers/buildkite/log-parse.ts';
 import { loadConfig } from '../src/config.ts';
 import { CursorStore } from '../src/db/cursor-store.ts';
@@ -170,21 +170,25 @@ async function logThroughput(): Promise<{ bobbin: number; parse: number }> {
   const parse = parsed / ((nowMs() - t0) / 1000);
 
   const url = `${r.base.replace('http', 'ws')}/logs/${encodeURIComponent(r.knot.host)}/${rkey}/w.yml`;
-  const ws = new WebSocket(url);
-  let lines = 0;
-  let first = 0;
-  const done = new Promise<number>((resolve) => {
-    ws.on('message', () => {
-      if (lines++ === 0) first = nowMs();
-    });
-    ws.on('close', () => resolve(nowMs()));
+  const reader = new Worker(new URL('./logs-client.ts', import.meta.url), { workerData: { url } });
+  const { lines, seconds } = await new Promise<{ lines: number; seconds: number }>((resolve, reject) => {
+    reader.once('message', resolve);
+    reader.once('error', reject);
   });
-  const end = await done;
+  await reader.terminate();
   await r.close();
-  return { bobbin: lines / ((end - first) / 1000), parse };
+  return { bobbin: lines / seconds, parse };
 }
 
 export async function buildkiteBench(): Promise<void> {
+  // BENCH_BK_PARTS=c (or any of a, b, c) runs only those parts.
+  const parts = process.env.BENCH_BK_PARTS ?? 'abc';
+  if (parts.includes('a')) await callsPart();
+  if (parts.includes('b')) await dispatchPart();
+  if (parts.includes('c')) await logsPart();
+}
+
+async function callsPart(): Promise<void> {
   const withHooks = await apiCalls(true);
   const lost = await apiCalls(false);
   printTable(
@@ -198,6 +202,9 @@ export async function buildkiteBench(): Promise<void> {
       ],
     ],
   );
+}
+
+async function dispatchPart(): Promise<void> {
   const d = await dispatchLatency();
   printTable(
     [`(b) knot frame → create received, ${RATE}/s`, 'n', 'p50 ms', 'p99 ms'],
@@ -211,6 +218,9 @@ export async function buildkiteBench(): Promise<void> {
       ],
     ],
   );
+}
+
+async function logsPart(): Promise<void> {
   const l = await logThroughput();
   printTable(
     [`(c) ${LOG_LINES.toLocaleString('en')}-line job log`, 'lines/s'],

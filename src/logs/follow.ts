@@ -77,13 +77,15 @@ export async function followLog(
   }
 }
 
-/** Sends each frame; resolves when the last is flushed. */
+/**
+ * Sends each frame; resolves when the last is flushed. Frames go out in order on one socket,
+ * so only the last carries a callback: a write error fails it too.
+ */
 export function sendAll(ws: WebSocket, frames: Array<string | Uint8Array>): Promise<void> {
-  let flushed: Promise<void> = Promise.resolve();
-  for (const frame of frames) {
-    flushed = new Promise<void>((resolve, reject) =>
-      ws.send(frame, (err) => (err ? reject(err) : resolve())),
-    );
-  }
-  return flushed;
+  const last = frames.length - 1;
+  if (last < 0) return Promise.resolve();
+  for (let i = 0; i < last; i++) ws.send(frames[i]!);
+  return new Promise<void>((resolve, reject) =>
+    ws.send(frames[last]!, (err) => (err ? reject(err) : resolve())),
+  );
 }
