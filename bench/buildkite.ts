@@ -49,7 +49,7 @@ interface Rig {
 
 async function rig(extra: Record<string, string>): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'bobbin-bench-bk-'));
-  const bk = await FakeBuildkite.start({ orgLimit: 100_000 });
+  const bk = await FakeBuildkite.start({ orgLimit: 100_000, userLimit: 100_000 });
   const knot = await FakeKnot.start();
   const e = env(dir, {
     BOBBIN_BUILDKITE_TOKEN: bk.token,

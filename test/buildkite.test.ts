@@ -51,7 +51,7 @@ async function finished(
 }
 
 beforeAll(async () => {
-  bk = await FakeBuildkite.start({ orgLimit: BUDGET + 1000 });
+  bk = await FakeBuildkite.start({ orgLimit: BUDGET + 1000, userLimit: BUDGET + 1000 });
   s = await startStack({
     BOBBIN_BUILDKITE_TOKEN: bk.token,
     BOBBIN_BUILDKITE_ORG: 'acme',
@@ -191,6 +191,63 @@ describe('the Buildkite runner', () => {
     expect(seenAt.some((t) => t < endAt)).toBe(true);
     expect(logs.steps[0]!.body.filter((l) => l.startsWith('line '))).toHaveLength(60);
   }, 40_000);
+
+  it('without HEAD/Range support and with upload lag, a watcher still gets every line once, job by job', async () => {
+    bk.noLogRanges = true;
+    bk.logLagMs = 3500; // longer than the runner's 2 s settle: the final fetch reads "" first
+    try {
+      bk.script('norange', {
+        startAfterMs: 50,
+        runMs: 2500,
+        jobs: [
+          { name: 'a', command: 'make a', lines: 25 },
+          { name: 'b', command: 'make b', lines: 25 },
+        ],
+      });
+      const before = bk.requests.length;
+      const pipeline = run([workflow('norange.yml', 'norange')]);
+      await waitFor(
+        () => app.latest(pipeline)['norange.yml']?.status === 'running',
+        'the build to run',
+        15_000,
+      );
+      const logs = await readLogs(
+        s.daemon.base,
+        { knot: s.knot.host, rkey: pipeline, workflow: 'norange.yml' },
+        { timeoutMs: 40_000 },
+      );
+      expect(logs.closeCode).toBe(1000);
+      expect(logs.steps.map((st) => st.title)).toEqual(['a', 'b']);
+      for (const [i, name] of ['a', 'b'].entries())
+        expect(logs.steps[i]!.body.filter((l) => l.startsWith('line '))).toEqual(
+          Array.from({ length: 25 }, (_, n) => `line ${n + 1} of ${name}`),
+        );
+      const mine = bk.requests.slice(before);
+      // One refused HEAD per job at most, then full refetches only.
+      expect(mine.filter((r) => r.startsWith('HEAD')).length).toBeLessThanOrEqual(2);
+    } finally {
+      bk.noLogRanges = false;
+      bk.logLagMs = 0;
+    }
+  }, 60_000);
+
+  it('keeps a blocked build running (build.finished with blocked: true) until it is unblocked and passes', async () => {
+    bk.script('gate', {
+      startAfterMs: 50,
+      runMs: 100,
+      jobs: [{ name: 'build', command: 'make', lines: 1 }],
+      blocked: true,
+    });
+    const pipeline = run([workflow('gate.yml', 'gate')]);
+    await waitFor(() => bk.builds.at(-1)?.pipeline === 'gate', 'the build');
+    const build = bk.builds.at(-1)!;
+    await waitFor(() => bk.view(build).blocked === true, 'the block step');
+    await sleep(1500);
+    expect(app.latest(pipeline)['gate.yml']?.status).toBe('running');
+    expect(bk.unblock(build)).toBe(true);
+    const latest = await finished(pipeline, 1);
+    expect(latest['gate.yml']).toMatchObject({ status: 'success' });
+  }, 30_000);
 
   it('under 5xx, 429 bursts and half the webhooks lost, and a SIGKILL midway, runs every workflow once to its status within budget', async () => {
     const pipelines = Number(process.env.BK_CHAOS_PIPELINES ?? 200);

@@ -43,6 +43,12 @@ export interface BuildkiteRunnerOptions {
   pollIntervalMs: number;
   /** Minimum gap between log fetches of a watched, running build. */
   logPollMs?: number;
+  /**
+   * The agent uploads log chunks about once a second, so a job's stored log can trail its end
+   * (spec §7.1, §7.3 step 5): the final fetch waits until this long after `finished_at`
+   * (default 2000 ms), and an empty final log is fetched again, up to 5 times a second apart.
+   */
+  logSettleMs?: number;
   /** A webhook changed a run: wake whatever waits on `requestId`. */
   onProgress?: (requestId: string) => void;
 }
@@ -222,7 +228,9 @@ export class BuildkiteRunner implements BuildRunner {
           yield { kind: 'control', time: new Date().toISOString(), ...control, step_status: 'start' };
         }
         const done = TERMINAL_JOB.has(job.state);
-        for (const line of await this.fetchLog(current, job, log, done)) yield dataLine(line, log.step);
+        if (done) await this.settle(job, signal);
+        for (const line of await this.fetchLog(current, job, log, done, signal))
+          yield dataLine(line, log.step);
         if (!done) break;
         for (const line of log.splitter.flush()) yield dataLine(line, log.step);
         log.ended = true;
@@ -232,41 +240,75 @@ export class BuildkiteRunner implements BuildRunner {
     }
   }
 
+  /** Waits out the agent's upload lag after a job ended (bounded, whatever the clocks say). */
+  private async settle(job: BkJob, signal: AbortSignal): Promise<void> {
+    const settleMs = this.o.logSettleMs ?? 2000;
+    const end = Date.parse(job.finished_at ?? '');
+    if (!Number.isFinite(end)) return;
+    const wait = Math.min(settleMs, end + settleMs - Date.now());
+    if (wait > 0) await pause(wait, signal);
+  }
+
   /** New bytes of a job's log: the whole log once the job is done, else an increment. */
-  private async fetchLog(row: BuildRow, job: BkJob, log: JobLog, done: boolean): Promise<ParsedLine[]> {
+  private async fetchLog(
+    row: BuildRow,
+    job: BkJob,
+    log: JobLog,
+    done: boolean,
+    signal: AbortSignal,
+  ): Promise<ParsedLine[]> {
     const path = `${buildPath(row)}/jobs/${job.id}/log`;
-    let bytes: Buffer;
     if (!done && log.ranges) {
-      const head = await this.client.request({ method: 'HEAD', path });
-      const total = Number(header(head, 'content-length') ?? 0);
-      if (total <= log.have) return [];
-      const res = await this.client
-        .request({
-          method: 'GET',
-          path,
-          headers: { accept: 'text/plain', range: `bytes=-${total - log.have}` },
-        })
-        .catch((err: unknown) => {
-          if (err instanceof BuildkiteApiError && (err.status === 400 || err.status === 416))
-            return undefined;
-          throw err;
-        });
-      if (res?.status !== 206) {
-        log.ranges = res === undefined ? false : log.ranges;
-        if (!res) return [];
-        bytes = skip(res.body, log);
-      } else bytes = this.rangeBody(res, log);
-    } else {
-      let res: BkResponse;
+      const increment = await this.increment(path, log);
+      if (increment) return log.splitter.push(increment);
+    }
+    let res: BkResponse | undefined;
+    // A job that ran but whose log reads empty is still uploading: ask again, a few times.
+    for (let attempt = 0; attempt < (done && job.started_at ? 6 : 1); attempt++) {
+      if (attempt > 0) await pause(1000, signal);
       try {
         res = await this.client.request({ method: 'GET', path, headers: { accept: 'text/plain' } });
       } catch (err) {
         if (err instanceof NotFoundError) return [];
         throw err;
       }
-      bytes = skip(res.body, log);
+      if (res.body.length > 0 || signal.aborted) break;
     }
-    return log.splitter.push(bytes);
+    return log.splitter.push(skip(res!.body, log));
+  }
+
+  /**
+   * New bytes by HEAD + suffix Range (spec §7.3 A). Undefined when the API refuses HEAD or
+   * Range (older deployments): `log.ranges` goes false and the caller refetches in full (B).
+   */
+  private async increment(path: string, log: JobLog): Promise<Buffer | undefined> {
+    const refused = (err: unknown) => {
+      if (err instanceof BuildkiteApiError && [400, 405, 406, 501].includes(err.status)) return undefined;
+      throw err;
+    };
+    const head = await this.client.request({ method: 'HEAD', path }).catch(refused);
+    if (!head) {
+      log.ranges = false;
+      return undefined;
+    }
+    const total = Number(header(head, 'content-length') ?? 0);
+    if (total <= log.have) return Buffer.alloc(0);
+    const res = await this.client
+      .request({
+        method: 'GET',
+        path,
+        headers: { accept: 'text/plain', range: `bytes=-${total - log.have}` },
+      })
+      .catch((err: unknown) => {
+        if (err instanceof BuildkiteApiError && err.status === 416) return null; // still empty
+        return refused(err);
+      });
+    if (res === null) return Buffer.alloc(0);
+    if (!res) {
+      log.ranges = false;
+      return undefined;
+    }
+    return res.status === 206 ? this.rangeBody(res, log) : skip(res.body, log);
   }
 
   /** The part of a suffix-range answer after what was already read (spec §7.3 A). */

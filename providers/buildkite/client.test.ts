@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { RequestBudget } from './client.ts';
+import { createLogger } from '../../src/logger.ts';
+import { FakeBuildkite } from '../../test/fakes/buildkite.ts';
+import { BuildkiteClient, RequestBudget } from './client.ts';
 
 describe('RequestBudget', () => {
   it('lets `limit` requests start per window and holds the next until the window moves', async () => {
@@ -24,5 +26,53 @@ describe('RequestBudget', () => {
     budget.pause(t0 + 300);
     await budget.take();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+  });
+});
+
+describe('BuildkiteClient against the fake API', () => {
+  it('narrows its budget to the per-user limit the API reports, so it never draws a 429', async () => {
+    const bk = await FakeBuildkite.start({ orgLimit: 200, userLimit: 5 });
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (l: string) => void lines.push(l) });
+    const client = new BuildkiteClient({ apiUrl: bk.apiUrl, token: bk.token, requestsPerMinute: 200, log });
+    try {
+      const get = () => client.request({ method: 'GET', path: '/organizations/acme/builds' });
+      await get();
+      expect(client.budget.limit).toBe(5);
+      expect(lines.join('')).toContain('"allowed":5');
+      expect(lines.join('')).not.toContain(bk.token);
+      const more = Array.from({ length: 5 }, get);
+      let settled = 0;
+      for (const p of more)
+        void p.then(
+          () => settled++,
+          () => {},
+        );
+      await new Promise((r) => setTimeout(r, 500));
+      // Four more fit in the minute; the fifth waits for the window instead of drawing a 429.
+      expect(settled).toBe(4);
+      expect(bk.requests.filter((r) => r.startsWith('GET'))).toHaveLength(5);
+    } finally {
+      await client.close();
+      await bk.close();
+    }
+  });
+
+  it('answers the fake’s pre-2026 headers (no RateLimit-User-*) without narrowing', async () => {
+    const bk = await FakeBuildkite.start({ orgLimit: 300, userLimit: 5 });
+    bk.legacyRateLimitHeaders = true;
+    const client = new BuildkiteClient({
+      apiUrl: bk.apiUrl,
+      token: bk.token,
+      requestsPerMinute: 200,
+      log: createLogger('silent'),
+    });
+    try {
+      await client.request({ method: 'GET', path: '/organizations/acme/builds' });
+      expect(client.budget.limit).toBe(200);
+    } finally {
+      await client.close();
+      await bk.close();
+    }
   });
 });

@@ -56,14 +56,25 @@ const WINDOW_MS = 60_000;
 
 /** A sliding one-minute window of request start times; `take()` waits for room. */
 export class RequestBudget {
-  private readonly limit: number;
+  private limitNow: number;
   private readonly windowMs: number;
   private readonly starts: number[] = [];
   private pausedUntil = 0;
 
   constructor(limit: number, windowMs = WINDOW_MS) {
-    this.limit = limit;
+    this.limitNow = limit;
     this.windowMs = windowMs;
+  }
+
+  get limit(): number {
+    return this.limitNow;
+  }
+
+  /** Lowers the budget to what the API says it allows (never raises it). True if it changed. */
+  narrow(limit: number): boolean {
+    if (!(limit > 0) || limit >= this.limitNow) return false;
+    this.limitNow = limit;
+    return true;
   }
 
   async take(): Promise<void> {
@@ -136,8 +147,9 @@ export class BuildkiteClient {
         await sleep(backoff(attempt));
         continue;
       }
+      this.learnLimits(res);
       if (res.status === 429) {
-        const resetS = Number(header(res, 'ratelimit-reset') ?? header(res, 'ratelimit-user-reset') ?? 'NaN');
+        const resetS = resetSeconds(res);
         const waitMs =
           (Number.isFinite(resetS) ? Math.min(resetS, 120) * 1000 : backoff(attempt)) +
           500 +
@@ -160,6 +172,25 @@ export class BuildkiteClient {
 
   async close(): Promise<void> {
     await this.pool.close();
+  }
+
+  /**
+   * Buildkite limits each token's user too (default 50/min, `RateLimit-User-Limit`), often below
+   * the organisation's 200: a budget above what the API allows only buys 429s, so it narrows.
+   */
+  private learnLimits(res: BkResponse): void {
+    const before = this.budget.limit;
+    const user = Number(header(res, 'ratelimit-user-limit'));
+    const org = Number(header(res, 'ratelimit-limit'));
+    if (
+      this.budget.narrow(
+        Math.min(Number.isFinite(user) ? user : Infinity, Number.isFinite(org) ? org : Infinity),
+      )
+    )
+      this.o.log.warn(
+        { configured: before, allowed: this.budget.limit },
+        'Buildkite allows fewer requests per minute than BOBBIN_BUILDKITE_RATE_LIMIT; using its limit',
+      );
   }
 
   private async send(req: BkRequest): Promise<BkResponse> {
@@ -202,6 +233,19 @@ export class BuildkiteClient {
 export function header(res: BkResponse, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** Seconds until the exhausted window(s) reset: the user window, the org window, or both. */
+function resetSeconds(res: BkResponse): number {
+  const num = (name: string) => Number(header(res, name) ?? 'NaN');
+  const orgOut = num('ratelimit-remaining') === 0 || header(res, 'ratelimit-warning') !== undefined;
+  const userOut =
+    num('ratelimit-user-remaining') === 0 || header(res, 'ratelimit-user-warning') !== undefined;
+  const candidates = [
+    ...(orgOut || !userOut ? [num('ratelimit-reset')] : []),
+    ...(userOut ? [num('ratelimit-user-reset')] : []),
+  ].filter(Number.isFinite);
+  return candidates.length > 0 ? Math.max(...candidates) : Number.NaN;
 }
 
 function backoff(attempt: number): number {

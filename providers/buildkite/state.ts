@@ -26,6 +26,8 @@ export interface BkJob {
   exit_status?: number | null;
   soft_failed?: boolean;
   retried?: boolean;
+  started_at?: string | null;
+  finished_at?: string | null;
 }
 
 export interface BkBuild {
