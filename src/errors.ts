@@ -30,9 +30,9 @@ export class MethodNotImplementedError extends BobbinError {
 
 /** An XRPC error with a method-specific name in its body, e.g. `PipelineNotFound`. */
 export class XrpcError extends BobbinError {
-  readonly status: 400 | 404;
+  readonly status: 400 | 401 | 403 | 404 | 500;
   readonly error: string;
-  constructor(status: 400 | 404, error: string, message: string) {
+  constructor(status: 400 | 401 | 403 | 404 | 500, error: string, message: string) {
     super(message);
     this.status = status;
     this.error = error;

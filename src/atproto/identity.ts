@@ -19,6 +19,16 @@ export interface IdentityOptions {
 
 const didDoc = z.object({
   id: z.string(),
+  verificationMethod: z
+    .array(
+      z.object({
+        id: z.string(),
+        type: z.string(),
+        controller: z.string().optional(),
+        publicKeyMultibase: z.string().optional(),
+      }),
+    )
+    .optional(),
   service: z.array(z.object({ id: z.string(), type: z.string(), serviceEndpoint: z.unknown() })).optional(),
 });
 
@@ -29,6 +39,23 @@ export function didDocumentUrl(did: string, o: IdentityOptions): string {
   throw new PermanentError(
     `cannot resolve ${JSON.stringify(did)}: only did:plc and did:web (no path) are supported`,
   );
+}
+
+/**
+ * The `#atproto` signing key of `did` as a `did:key` (the form `@atproto/crypto` verifies with);
+ * only `Multikey` entries, the form PLC and current PDSes publish.
+ */
+export async function resolveSigningKey(did: string, o: IdentityOptions): Promise<string> {
+  const url = didDocumentUrl(did, o);
+  const doc = didDoc.safeParse(await getJson(url, o, `DID document of ${did}`));
+  if (!doc.success || doc.data.id !== did) {
+    throw new PermanentError(`DID document of ${did} at ${url} is malformed or names another DID`);
+  }
+  const key = doc.data.verificationMethod?.find((m) => m.id === '#atproto' || m.id === `${did}#atproto`);
+  if (!key || key.type !== 'Multikey' || !key.publicKeyMultibase?.startsWith('z')) {
+    throw new PermanentError(`DID document of ${did} has no #atproto Multikey`);
+  }
+  return `did:key:${key.publicKeyMultibase}`;
 }
 
 /** The `#atproto_pds` service endpoint of `did`. */

@@ -12,6 +12,19 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { cidForRawHash } from '@atproto/lex-data';
 
+/** The `verificationMethod` entries of a DID document holding `didKey` as `#atproto`. */
+export function didDocumentKeys(did: string, didKey: string | undefined) {
+  if (!didKey) return [];
+  return [
+    {
+      id: `${did}#atproto`,
+      type: 'Multikey',
+      controller: did,
+      publicKeyMultibase: didKey.slice('did:key:'.length),
+    },
+  ];
+}
+
 /** A blob reference as it appears in a record's JSON. */
 export interface BlobJson {
   $type: 'blob';
@@ -27,6 +40,8 @@ export class FakePds {
   private readonly repos = new Map<string, Map<string, Map<string, unknown>>>();
   /** did → cid → blob */
   private readonly blobs = new Map<string, Map<string, { bytes: Buffer; mimeType: string }>>();
+  /** did → its `#atproto` key as a did:key */
+  private readonly keys = new Map<string, string>();
   private readonly server: Server;
   private failures = 0;
 
@@ -48,6 +63,12 @@ export class FakePds {
   /** Makes `did` resolvable (its PDS is this server). */
   addIdentity(did: string): void {
     if (!this.repos.has(did)) this.repos.set(did, new Map());
+  }
+
+  /** Publishes `didKey` (a `did:key:z…`) as `did`'s `#atproto` Multikey, as PLC does. */
+  setSigningKey(did: string, didKey: string): void {
+    this.addIdentity(did);
+    this.keys.set(did, didKey);
   }
 
   putRecord(did: string, collection: string, rkey: string, value: unknown): void {
@@ -98,7 +119,7 @@ export class FakePds {
         '@context': ['https://www.w3.org/ns/did/v1'],
         id: did,
         alsoKnownAs: [],
-        verificationMethod: [],
+        verificationMethod: didDocumentKeys(did, this.keys.get(did)),
         service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: this.url }],
       });
       return;

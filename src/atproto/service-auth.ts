@@ -1,0 +1,131 @@
+/**
+ * atproto inter-service auth for the spindle's authenticated XRPCs (spindle protocol §10.2,
+ * 2026 spec §3.9): `Authorization: Bearer <jwt>`, ES256K or ES256 only, signed by the `#atproto`
+ * key of the issuer's DID document; `aud` is this service's `did:web` (a port's colon raw or as
+ * `%3A`); `exp` required and in the future, `iat` not in the future (30 s leeway each); `lxm`,
+ * when present, names the method called. Signature checks and JWT parsing are
+ * `@atproto/xrpc-server`'s `verifyJwt` with `@atproto/crypto`; this file adds the claims stock
+ * leaves out and the key cache: a day on success, two minutes on failure, and one forced
+ * refresh on a signature mismatch (the issuer may have rotated its key).
+ */
+import { verifyJwt } from '@atproto/xrpc-server';
+import { XrpcError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { type IdentityOptions, resolveSigningKey } from './identity.ts';
+
+const ALGS = new Set(['ES256K', 'ES256']);
+const LEEWAY_S = 30;
+const HIT_MS = 24 * 60 * 60 * 1000;
+const MISS_MS = 2 * 60 * 1000;
+const MAX_CACHED = 10_000;
+
+export interface ServiceAuthOptions {
+  /** `BOBBIN_HOSTNAME`, possibly with a port. */
+  hostname: string;
+  identity: IdentityOptions;
+  log: Logger;
+  /** Overrides the resolver (tests count resolutions with it). */
+  resolveKey?: (did: string) => Promise<string>;
+}
+
+interface CachedKey {
+  key?: string;
+  error?: string;
+  until: number;
+}
+
+/** The caller a valid token names. */
+export interface Caller {
+  did: string;
+}
+
+export class ServiceAuth {
+  /** The audiences accepted: `did:web:host:port` and `did:web:host%3Aport`. */
+  readonly audiences: ReadonlySet<string>;
+  private readonly cache = new Map<string, CachedKey>();
+  private readonly inflight = new Map<string, Promise<string>>();
+  private readonly o: ServiceAuthOptions;
+
+  constructor(o: ServiceAuthOptions) {
+    this.o = o;
+    const raw = `did:web:${o.hostname}`;
+    this.audiences = new Set([raw, `did:web:${o.hostname.replace(/:/g, '%3A')}`]);
+  }
+
+  /**
+   * The verified caller of `method`; otherwise a 403 `Auth` XRPC error, as stock answers
+   * (`signature verification failed: <why>`).
+   */
+  async verify(authorization: string | undefined, method: string): Promise<Caller> {
+    const token = (authorization ?? '').replace(/^Bearer\s+/i, '').trim();
+    const fail = (why: string): never => {
+      throw new XrpcError(403, 'Auth', `signature verification failed: ${why}`);
+    };
+    if (!token) fail('missing bearer token');
+    const header = decodeSegment(token.split('.')[0]);
+    const payload = decodeSegment(token.split('.')[1]);
+    if (!header || !payload || token.split('.').length !== 3) fail('malformed token');
+    if (typeof header!.alg !== 'string' || !ALGS.has(header!.alg))
+      fail(`algorithm ${JSON.stringify(header!.alg)} is not allowed (ES256K or ES256 only)`);
+    const now = Date.now() / 1000;
+    if (typeof payload!.aud !== 'string' || !this.audiences.has(payload!.aud))
+      fail(`audience ${JSON.stringify(payload!.aud)} is not ${[...this.audiences][0]}`);
+    if (typeof payload!.exp !== 'number') fail('token has no exp');
+    if ((payload!.exp as number) + LEEWAY_S < now) fail('token expired');
+    if (payload!.iat !== undefined && (typeof payload!.iat !== 'number' || payload!.iat > now + LEEWAY_S))
+      fail('token issued in the future');
+    if (payload!.lxm !== undefined && payload!.lxm !== method)
+      fail(`token is for ${JSON.stringify(payload!.lxm)}, not ${method}`);
+    try {
+      // aud and lxm are checked above (two aud forms; lxm only when present); exp again here.
+      const verified = await verifyJwt(token, null, null, (iss, refresh) =>
+        this.signingKey(iss.split('#')[0]!, refresh),
+      );
+      return { did: verified.iss.split('#')[0]! };
+    } catch (err) {
+      if (err instanceof XrpcError) throw err;
+      return fail((err as Error).message);
+    }
+  }
+
+  /** The issuer's key: cached, or resolved once however many requests ask at the same time. */
+  private async signingKey(did: string, refresh: boolean): Promise<string> {
+    const hit = this.cache.get(did);
+    if (!refresh && hit && hit.until > Date.now()) {
+      if (hit.key) return hit.key;
+      throw new Error(`issuer ${did} did not resolve: ${hit.error}`);
+    }
+    let pending = this.inflight.get(did);
+    if (!pending) {
+      pending = (this.o.resolveKey ?? ((d) => resolveSigningKey(d, this.o.identity)))(did);
+      this.inflight.set(did, pending);
+      pending.finally(() => this.inflight.delete(did)).catch(() => {});
+    }
+    try {
+      const key = await pending;
+      this.remember(did, { key, until: Date.now() + HIT_MS });
+      return key;
+    } catch (err) {
+      const message = (err as Error).message;
+      this.remember(did, { error: message, until: Date.now() + MISS_MS });
+      this.o.log.debug({ did, err: message }, 'service-auth issuer did not resolve');
+      throw new Error(`issuer ${did} did not resolve: ${message}`);
+    }
+  }
+
+  private remember(did: string, entry: CachedKey): void {
+    this.cache.delete(did);
+    this.cache.set(did, entry);
+    if (this.cache.size > MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
+  }
+}
+
+function decodeSegment(segment: string | undefined): Record<string, unknown> | undefined {
+  if (!segment || !/^[A-Za-z0-9_-]+$/.test(segment)) return undefined;
+  try {
+    const value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return value && typeof value === 'object' && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
