@@ -146,6 +146,13 @@ export const SETTINGS: readonly Setting[] = [
     schema: durationValue,
   },
   {
+    key: 'secretsKey',
+    env: 'BOBBIN_SECRETS_KEY',
+    expect: 'the base64 of 32 bytes (`openssl rand -base64 32`); during a key rotation, `new,old`',
+    doc: 'Seals repository secrets at rest (AES-256-GCM). Unset: a key file `<BOBBIN_DB>.secrets-key` (mode 0600) is created and used. Never logged.',
+    schema: z.string().trim().min(1),
+  },
+  {
     key: 'buildkite.token',
     env: 'BOBBIN_BUILDKITE_TOKEN',
     expect: 'a Buildkite API access token (scopes read_builds, write_builds, read_build_logs)',
@@ -329,6 +336,8 @@ export interface Config {
   repoDir?: string;
   pushHoldMs: number;
   buildkite: BuildkiteSettings;
+  /** BOBBIN_SECRETS_KEY; unset: a key file beside the database. */
+  secretsKey?: string;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
   queue: QueueSettings;

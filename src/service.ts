@@ -58,7 +58,7 @@ export class Service {
       hostname: ctx.config.hostname,
       owner: ctx.config.owner,
       health: () => this.health,
-      xrpcMethods: (app) => this.spindle.ci.mount(app),
+      xrpcMethods: (app) => this.spindle.mountXrpc(app),
       routes: (app) => this.spindle.mountRoutes(app),
     });
     this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port, this.spindle.upgradeRoutes);

@@ -12,6 +12,7 @@ import { BuildkiteRunner, type WebhookEvent } from '../providers/buildkite/build
 import { mountBuildkiteWebhooks, WEBHOOK_TOPIC } from '../providers/buildkite/webhooks.ts';
 import type { BuildRunner } from '../providers/runner.ts';
 import { RecordValidator } from './atproto/lexicons.ts';
+import { ServiceAuth } from './atproto/service-auth.ts';
 import { CiApi } from './ci/ci-api.ts';
 import { PipelineLogSubscriptions, SUBSCRIBE_LOGS_PATH } from './ci/log-subscription.ts';
 import type { AppContext } from './context.ts';
@@ -46,6 +47,9 @@ import {
 import { createRunners, routingTable } from './pipelines/runners.ts';
 import { DISPATCH_TOPIC, type DispatchMessage, PipelineStarter } from './pipelines/starter.ts';
 import { PIPELINE_NSID, StatusWriter } from './pipelines/status-writer.ts';
+import { loadKeyring } from './secrets/keyring.ts';
+import { SecretApi } from './secrets/secret-api.ts';
+import { SecretStore } from './secrets/secret-store.ts';
 
 const RKEY = /^[A-Za-z0-9._~:-]{1,512}$/;
 
@@ -68,6 +72,8 @@ export class Spindle {
   readonly events: EventsServer;
   readonly logs: LogsServer;
   readonly ci: CiApi;
+  readonly secrets: SecretStore;
+  private readonly secretApi: SecretApi;
   readonly logSubscriptions: PipelineLogSubscriptions;
   private readonly ctx: AppContext;
   private readonly collector: LogCollector;
@@ -131,6 +137,25 @@ export class Spindle {
       log: subsystemLogger(log, 'git'),
     });
     this.ci = new CiApi({ db, pipelines: this.pipelines, repos: this.repos, fetcher });
+    const keys = loadKeyring(config.secretsKey, config.db);
+    if (keys.created)
+      log.warn(
+        { file: keys.file },
+        'BOBBIN_SECRETS_KEY is unset: created a secrets key file (mode 0600); back it up with the database, or secrets are lost',
+      );
+    this.secrets = new SecretStore(db, keys.keyring);
+    this.secrets.onMoved = (from, to, count) =>
+      log.info({ from, to, count }, 'secrets moved to the repo DID');
+    this.secretApi = new SecretApi({
+      auth: new ServiceAuth({
+        hostname: config.hostname,
+        identity: { plcUrl: config.plcUrl, dev: config.dev },
+        log: subsystemLogger(log, 'auth'),
+      }),
+      repos: this.repos,
+      secrets: this.secrets,
+      log: subsystemLogger(log, 'secrets'),
+    });
     const builders = {
       repos: this.repos,
       runKeys: this.runKeys,
@@ -237,6 +262,12 @@ export class Spindle {
       log: subsystemLogger(log, 'logs'),
       pingIntervalMs,
     });
+  }
+
+  /** The XRPC methods beyond `sh.tangled.owner`: the ci API and the secret methods. */
+  mountXrpc(app: Hono): void {
+    this.ci.mount(app);
+    this.secretApi.mount(app);
   }
 
   /** Plain HTTP routes beside the XRPC methods: Buildkite's webhooks. */

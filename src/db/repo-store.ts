@@ -40,6 +40,8 @@ export class RepoStore {
       servedByName: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
                        WHERE knot = @knot AND owner = @did AND name = @name
                          AND (owner = @owner OR owner IN (SELECT subject FROM members)) LIMIT 1`),
+      servedByKey: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
+                      WHERE owner = @did AND rkey = @rkey AND (owner = @owner OR owner IN (SELECT subject FROM members))`),
       servedByDid: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
                       WHERE repo_did = @repoDid AND (owner = @owner OR owner IN (SELECT subject FROM members))`),
       putCollaborator:
@@ -107,6 +109,11 @@ export class RepoStore {
   /** A served repo by the legacy key a knot's pipeline carries: knot, owner DID and name. */
   servedRepoByName(knot: string, did: string, name: string): RepoRow | undefined {
     return this.s.servedByName!.get({ knot, did, name, owner: this.owner }) as RepoRow | undefined;
+  }
+
+  /** A served repo by its record: the owner DID and the record key. */
+  servedRepo(did: string, rkey: string): RepoRow | undefined {
+    return this.s.servedByKey!.get({ did, rkey, owner: this.owner }) as RepoRow | undefined;
   }
 
   servedRepoByDid(repoDid: string): RepoRow | undefined {

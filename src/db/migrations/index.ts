@@ -4,6 +4,7 @@ import { sql as discovery } from './0003-discovery.ts';
 import { sql as pipelines } from './0004-pipelines.ts';
 import { sql as ci } from './0005-ci.ts';
 import { sql as buildkite } from './0006-buildkite.ts';
+import { sql as secrets } from './0007-secrets.ts';
 
 export interface Migration {
   version: number;
@@ -19,4 +20,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'pipelines', sql: pipelines },
   { version: 5, name: 'ci', sql: ci },
   { version: 6, name: 'buildkite', sql: buildkite },
+  { version: 7, name: 'secrets', sql: secrets },
 ];
