@@ -18,7 +18,7 @@ import { PipelineLogSubscriptions, SUBSCRIBE_LOGS_PATH } from './ci/log-subscrip
 import type { AppContext } from './context.ts';
 import { CursorStore } from './db/cursor-store.ts';
 import { LogStore } from './db/log-store.ts';
-import { PipelineStore } from './db/pipeline-store.ts';
+import { PipelineStore, type WorkflowKey } from './db/pipeline-store.ts';
 import { RepoStore } from './db/repo-store.ts';
 import { RunKeyStore } from './db/run-key-store.ts';
 import { BACKFILL_TOPIC, Backfiller, type BackfillMessage } from './discovery/backfill.ts';
@@ -48,6 +48,7 @@ import { createRunners, routingTable } from './pipelines/runners.ts';
 import { DISPATCH_TOPIC, type DispatchMessage, PipelineStarter } from './pipelines/starter.ts';
 import { PIPELINE_NSID, StatusWriter } from './pipelines/status-writer.ts';
 import { loadKeyring } from './secrets/keyring.ts';
+import { Masker } from './secrets/masker.ts';
 import { SecretApi } from './secrets/secret-api.ts';
 import { SecretStore } from './secrets/secret-store.ts';
 
@@ -104,6 +105,7 @@ export class Spindle {
       store: this.pipelines,
       lines: this.lines,
       log: subsystemLogger(log, 'logs'),
+      maskerFor: (key) => new Masker(this.secretsOf(key).values()),
     });
     const statuses = new StatusWriter({
       store: this.pipelines,
@@ -184,6 +186,7 @@ export class Spindle {
       dev: config.dev,
       pollIntervalMs: config.pollIntervalMs,
       maxAttempts: config.queue.maxAttempts,
+      secretsFor: (key) => Object.fromEntries(this.secretsOf(key)),
       onBuild: (key, runner, buildId) => this.collector.attach(key, runner, buildId),
     });
     queue.consume<IntakeMessage>(INTAKE_TOPIC, 'intake', (m, d) => {
@@ -262,6 +265,28 @@ export class Spindle {
       log: subsystemLogger(log, 'logs'),
       pingIntervalMs,
     });
+  }
+
+  /**
+   * The secrets of the repository a workflow's pipeline belongs to. A value that cannot be
+   * opened (a missing key) leaves the run without secrets, as stock does, and says so.
+   */
+  secretsOf(key: WorkflowKey): Map<string, string> {
+    const p = this.pipelines.pipeline(key.knot, key.rkey);
+    if (!p) return new Map();
+    const repo = p.repoDid
+      ? this.repos.servedRepoByDid(p.repoDid)
+      : this.repos.servedRepoByName(key.knot, p.repoOwner, p.repoName);
+    if (!repo) return new Map();
+    try {
+      return this.secrets.values(this.secrets.keyFor(repo));
+    } catch (err) {
+      this.ctx.log.error(
+        { ...key, err: (err as Error).message },
+        'secrets could not be opened; running without them',
+      );
+      return new Map();
+    }
   }
 
   /** The XRPC methods beyond `sh.tangled.owner`: the ci API and the secret methods. */

@@ -7,7 +7,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { Secp256k1Keypair } from '@atproto/crypto';
 import { createServiceJwt } from '@atproto/xrpc-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOSTNAME, OWNER, onboard, rkey, type Stack, startStack } from './support/stack.ts';
+import { readLogs } from './fakes/appview.ts';
+import { HOSTNAME, OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 const BOB = 'did:plc:bob22222222222222222222'; // collaborator, recorded by the owner
@@ -133,7 +134,7 @@ describe('secret XRPCs', () => {
     ]) {
       const res = await post(auth);
       expect(res.status).toBe(403);
-      expect((await res.json()).error).toBe('Auth');
+      expect(((await res.json()) as { error: string }).error).toBe('Auth');
     }
     for (const who of [STRANGER, CAROL]) {
       expect(await call('addSecret', who, { repo: repoUri, key: 'NOPE', value: 'v' })).toMatchObject({
@@ -151,6 +152,36 @@ describe('secret XRPCs', () => {
       .secrets;
     expect(names.map((x: { key: string }) => x.key)).not.toContain('NOPE');
   });
+
+  it('hands the secrets to the run and masks their values and base64 forms in its logs', async () => {
+    const b64 = Buffer.from(VALUE).toString('base64');
+    const raw = [
+      'engine: nixery',
+      'steps:',
+      '  - name: deploy',
+      `    command: "deploy --token $DEPLOY_TOKEN --again \${DEPLOY_TOKEN} ${b64}"`,
+      'bobbin:',
+      '  stub:',
+      '    outcome: success',
+      '    duration: 200ms',
+      '',
+    ].join('\n');
+    const key = rkey();
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      key,
+      pipelineRecord(s.knot.host, [{ name: 'deploy.yml', raw }], { name: 'vault' }),
+    );
+    const logs = await readLogs(
+      s.daemon.base,
+      { knot: s.knot.host, rkey: key, workflow: 'deploy.yml' },
+      { timeoutMs: 20_000 },
+    );
+    const body = logs.steps[0]!.body.join('\n');
+    expect(body).toContain('[stub] with env: deploy --token *** --again *** ***');
+    expect(body).not.toContain(VALUE);
+    expect(body).not.toContain(b64);
+  }, 30_000);
 
   it('keeps values sealed at rest and out of the log, with a 0600 key file, across a restart', async () => {
     await s.daemon.stop();

@@ -14,6 +14,8 @@ interface StubBuild {
   requestId: string;
   startedAt: number;
   script: StubScript;
+  /** The run's environment (secrets included): `$NAME` in a step's command expands from it. */
+  env: Record<string, string>;
   cancelledAt?: number;
 }
 
@@ -38,6 +40,7 @@ export class StubRunner implements BuildRunner {
       requestId: request.id,
       startedAt: this.now(),
       script,
+      env: { ...request.env },
     };
     this.builds.set(build.id, build);
     this.byRequest.set(request.id, build.id);
@@ -78,6 +81,15 @@ export class StubRunner implements BuildRunner {
         step_id: i,
         stream: 'stdout',
       };
+      const expanded = expandEnv(step.command, build.env);
+      if (expanded !== step.command)
+        yield {
+          kind: 'data',
+          content: `[stub] with env: ${expanded}`,
+          time: stamp(),
+          step_id: i,
+          stream: 'stdout',
+        };
       const last = i === steps.length - 1;
       if (last && build.script.outcome !== 'succeeded') {
         if (!(await this.waitUntil(build.startedAt + durationMs, build, signal))) return;
@@ -126,4 +138,12 @@ function outcomeError(script: StubScript): string {
 
 function stamp(): string {
   return new Date().toISOString();
+}
+
+/** `$NAME` and `${NAME}` replaced from `env` (unknown names are left as written). */
+export function expandEnv(command: string, env: Record<string, string>): string {
+  return command.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (whole, a, b) => {
+    const name = (a ?? b) as string;
+    return Object.hasOwn(env, name) ? env[name]! : whole;
+  });
 }

@@ -5,11 +5,12 @@
  * stored are skipped, so each line is stored once.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BuildRunner } from '../../providers/runner.ts';
+import type { BuildRunner, LogLine } from '../../providers/runner.ts';
 import type { LogStore } from '../db/log-store.ts';
 import type { PipelineStore, WorkflowKey } from '../db/pipeline-store.ts';
 import { NotFoundError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Masker } from '../secrets/masker.ts';
 import { encodeLogLine } from './log-line.ts';
 
 const MAX_FAILURES = 5;
@@ -28,10 +29,19 @@ export class LogCollector {
   private readonly running = new Set<Promise<void>>();
   private readonly listeners = new Map<string, Set<() => void>>();
 
-  constructor(options: { store: PipelineStore; lines: LogStore; log: Logger }) {
+  private readonly maskerFor: ((key: WorkflowKey) => Masker | undefined) | undefined;
+
+  constructor(options: {
+    store: PipelineStore;
+    lines: LogStore;
+    log: Logger;
+    /** The repository's secrets as a masker, taken when collection starts. */
+    maskerFor?: (key: WorkflowKey) => Masker | undefined;
+  }) {
     this.store = options.store;
     this.lines = options.lines;
     this.log = options.log;
+    this.maskerFor = options.maskerFor;
   }
 
   /** Starts collecting a build's logs unless that is already under way. */
@@ -83,6 +93,13 @@ export class LogCollector {
     buildId: string,
     signal: AbortSignal,
   ): Promise<void> {
+    let masker: Masker | undefined;
+    try {
+      masker = this.maskerFor?.(key);
+    } catch (err) {
+      this.log.warn({ ...key, err: (err as Error).message }, 'secrets not loaded for masking');
+    }
+    if (masker?.empty) masker = undefined;
     for (let failures = 0; !signal.aborted; ) {
       let seq = this.lines.count(key);
       let skip = seq;
@@ -107,7 +124,7 @@ export class LogCollector {
               skip--;
               continue;
             }
-            batch.push(encodeLogLine(line));
+            batch.push(encodeLogLine(masker ? maskLine(line, masker) : line));
             if (batch.length >= FLUSH_LINES) flush();
             else scheduled ??= setImmediate(flush);
           }
@@ -129,4 +146,11 @@ export class LogCollector {
       }
     }
   }
+}
+
+/** Secret values out of every text a line carries, before it is stored or sent. */
+function maskLine(line: LogLine, masker: Masker): LogLine {
+  const out = { ...line, content: masker.mask(line.content) };
+  if (line.step_command !== undefined) out.step_command = masker.mask(line.step_command);
+  return out;
 }

@@ -26,6 +26,8 @@ export interface DispatcherDeps {
   pollIntervalMs: number;
   /** Deliveries after which a failing trigger/status call fails the workflow instead of retrying. */
   maxAttempts: number;
+  /** The repository's secrets for a run's environment (none when absent). */
+  secretsFor?: (key: WorkflowKey) => Record<string, string>;
   /** Called once a build exists, so its logs are collected. */
   onBuild: (key: WorkflowKey, runner: BuildRunner, buildId: string) => void;
 }
@@ -60,7 +62,9 @@ export class Dispatcher {
     let buildId = row.buildId;
     if (!buildId) {
       try {
-        buildId = await runner.trigger(buildRequest(this.d.store, row, this.d.dev));
+        const request = buildRequest(this.d.store, row, this.d.dev);
+        Object.assign(request.env, this.d.secretsFor?.(key) ?? {});
+        buildId = await runner.trigger(request);
       } catch (err) {
         this.onRunnerError(key, delivery, err, 'could not start the build');
         return;
