@@ -8,6 +8,7 @@ import { Secp256k1Keypair } from '@atproto/crypto';
 import { createServiceJwt } from '@atproto/xrpc-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLogs } from './fakes/appview.ts';
+import { BOBBIN, spawnNode } from './support/process.ts';
 import { HOSTNAME, OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -195,4 +196,43 @@ describe('secret XRPCs', () => {
     const list = await call('listSecrets', OWNER, undefined, `?repo=${encodeURIComponent(repoUri)}`);
     expect(list.json.secrets.map((x: { key: string }) => x.key)).toEqual(['DEPLOY_TOKEN', 'FROM_BOB']);
   }, 30_000);
+
+  it('rotates the key with the daemon stopped (refused while it runs), and the secrets still reach runs', async () => {
+    const env = { ...s.env };
+    const running = spawnNode(BOBBIN, ['secrets', 'rotate-key'], env);
+    expect(await running.exited).toBe(75);
+    await s.daemon.stop();
+    const before = readFileSync(`${s.db}.secrets-key`, 'utf8');
+    const rotate = spawnNode(BOBBIN, ['secrets', 'rotate-key'], env);
+    expect(await rotate.exited).toBe(0);
+    expect(rotate.stdout()).toContain('resealed 2 secret(s)');
+    const after = readFileSync(`${s.db}.secrets-key`, 'utf8');
+    expect(after).not.toBe(before);
+    expect(statSync(`${s.db}.secrets-key`).mode & 0o777).toBe(0o600);
+    await s.restart();
+    await waitFor(() => s.knot.connected > 0, 'the knot connection after the restart');
+    const raw = [
+      'engine: nixery',
+      'steps:',
+      '  - name: use',
+      '    command: "use $DEPLOY_TOKEN"',
+      'bobbin:',
+      '  stub:',
+      '    outcome: success',
+      '    duration: 100ms',
+      '',
+    ].join('\n');
+    const key = rkey();
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      key,
+      pipelineRecord(s.knot.host, [{ name: 'use.yml', raw }], { name: 'vault' }),
+    );
+    const logs = await readLogs(
+      s.daemon.base,
+      { knot: s.knot.host, rkey: key, workflow: 'use.yml' },
+      { timeoutMs: 20_000 },
+    );
+    expect(logs.steps[0]!.body).toContain('[stub] with env: use ***');
+  }, 40_000);
 });

@@ -52,7 +52,7 @@ export async function resolveSigningKey(did: string, o: IdentityOptions): Promis
     throw new PermanentError(`DID document of ${did} at ${url} is malformed or names another DID`);
   }
   const key = doc.data.verificationMethod?.find((m) => m.id === '#atproto' || m.id === `${did}#atproto`);
-  if (!key || key.type !== 'Multikey' || !key.publicKeyMultibase?.startsWith('z')) {
+  if (key?.type !== 'Multikey' || !key.publicKeyMultibase?.startsWith('z')) {
     throw new PermanentError(`DID document of ${did} has no #atproto Multikey`);
   }
   return `did:key:${key.publicKeyMultibase}`;

@@ -5,6 +5,7 @@ import { doctorCommand } from './doctor-command.ts';
 import { EXIT } from './exit-codes.ts';
 import { type Output, stdio } from './output.ts';
 import { queueCommand } from './queue-command.ts';
+import { secretsCommand } from './secrets-command.ts';
 import { serveCommand } from './serve-command.ts';
 
 export const USAGE = `bobbin ${VERSION}: a Tangled spindle that hands CI work to other CI systems
@@ -17,6 +18,7 @@ commands:
              "demo queue" shows the durable queue alone
   doctor     check the configuration, the database and the environment
   queue      inspect the durable queue: stats, dlq list | replay | drop  (bobbin queue --help)
+  secrets    rotate-key: reseal repository secrets under a new key, daemon stopped (bobbin secrets --help)
   help       show this text
   version    print the version
 
@@ -38,6 +40,8 @@ export async function main(
         return await doctorCommand(env, io);
       case 'queue':
         return queueCommand(rest, env, io);
+      case 'secrets':
+        return secretsCommand(rest, env, io);
       case 'version':
       case '--version':
         io.out(VERSION);
