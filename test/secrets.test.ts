@@ -44,6 +44,32 @@ async function call(method: string, as: string | null, body?: object, query = ''
   };
 }
 
+/** Runs one stub workflow of the repo with one step, `command`, and reads its log. */
+async function runStep(name: string, command: string) {
+  const raw = [
+    'engine: nixery',
+    'steps:',
+    `  - name: ${name}`,
+    `    command: "${command}"`,
+    'bobbin:',
+    '  stub:',
+    '    outcome: success',
+    '    duration: 200ms',
+    '',
+  ].join('\n');
+  const key = rkey();
+  s.knot.emit(
+    'sh.tangled.pipeline',
+    key,
+    pipelineRecord(s.knot.host, [{ name: `${name}.yml`, raw }], { name: 'vault' }),
+  );
+  return readLogs(
+    s.daemon.base,
+    { knot: s.knot.host, rkey: key, workflow: `${name}.yml` },
+    { timeoutMs: 20_000 },
+  );
+}
+
 beforeAll(async () => {
   s = await startStack();
   for (const did of [OWNER, BOB, CAROL, MALLORY, STRANGER]) {
@@ -156,28 +182,7 @@ describe('secret XRPCs', () => {
 
   it('hands the secrets to the run and masks their values and base64 forms in its logs', async () => {
     const b64 = Buffer.from(VALUE).toString('base64');
-    const raw = [
-      'engine: nixery',
-      'steps:',
-      '  - name: deploy',
-      `    command: "deploy --token $DEPLOY_TOKEN --again \${DEPLOY_TOKEN} ${b64}"`,
-      'bobbin:',
-      '  stub:',
-      '    outcome: success',
-      '    duration: 200ms',
-      '',
-    ].join('\n');
-    const key = rkey();
-    s.knot.emit(
-      'sh.tangled.pipeline',
-      key,
-      pipelineRecord(s.knot.host, [{ name: 'deploy.yml', raw }], { name: 'vault' }),
-    );
-    const logs = await readLogs(
-      s.daemon.base,
-      { knot: s.knot.host, rkey: key, workflow: 'deploy.yml' },
-      { timeoutMs: 20_000 },
-    );
+    const logs = await runStep('deploy', `deploy --token $DEPLOY_TOKEN --again \${DEPLOY_TOKEN} ${b64}`);
     const body = logs.steps[0]!.body.join('\n');
     expect(body).toContain('[stub] with env: deploy --token *** --again *** ***');
     expect(body).not.toContain(VALUE);
@@ -211,28 +216,7 @@ describe('secret XRPCs', () => {
     expect(statSync(`${s.db}.secrets-key`).mode & 0o777).toBe(0o600);
     await s.restart();
     await waitFor(() => s.knot.connected > 0, 'the knot connection after the restart');
-    const raw = [
-      'engine: nixery',
-      'steps:',
-      '  - name: use',
-      '    command: "use $DEPLOY_TOKEN"',
-      'bobbin:',
-      '  stub:',
-      '    outcome: success',
-      '    duration: 100ms',
-      '',
-    ].join('\n');
-    const key = rkey();
-    s.knot.emit(
-      'sh.tangled.pipeline',
-      key,
-      pipelineRecord(s.knot.host, [{ name: 'use.yml', raw }], { name: 'vault' }),
-    );
-    const logs = await readLogs(
-      s.daemon.base,
-      { knot: s.knot.host, rkey: key, workflow: 'use.yml' },
-      { timeoutMs: 20_000 },
-    );
+    const logs = await runStep('use', 'use $DEPLOY_TOKEN');
     expect(logs.steps[0]!.body).toContain('[stub] with env: use ***');
   }, 40_000);
 });

@@ -257,9 +257,9 @@ export function pipelineJson(
   };
 }
 
-/** A build as the REST API answers it (create, get, list rows). */
-export function buildJson(o: Origins, b: BuildSnap, opts: BuildJsonOptions = {}): Record<string, unknown> {
-  const out: Record<string, unknown> = {
+/** The fields every build form starts with, in Buildkite's order. */
+function buildHead(o: Origins, b: BuildSnap) {
+  return {
     id: b.id,
     graphql_id: graphql('Build', b.id),
     url: buildUrl(o, b),
@@ -268,6 +268,13 @@ export function buildJson(o: Origins, b: BuildSnap, opts: BuildJsonOptions = {})
     state: b.state,
     cancel_reason: b.cancelReason,
     blocked: b.blocked,
+  };
+}
+
+/** A build as the REST API answers it (create, get, list rows). */
+export function buildJson(o: Origins, b: BuildSnap, opts: BuildJsonOptions = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    ...buildHead(o, b),
     message: b.message,
     commit: b.commit,
     branch: b.branch,
@@ -301,14 +308,7 @@ export function buildJson(o: Origins, b: BuildSnap, opts: BuildJsonOptions = {})
 /** A build inside a webhook payload: no `jobs`, webhook timestamps, `blocked_state` and `tag`. */
 export function webhookBuildJson(o: Origins, b: BuildSnap): Record<string, unknown> {
   return {
-    id: b.id,
-    graphql_id: graphql('Build', b.id),
-    url: buildUrl(o, b),
-    web_url: `${o.web}/${b.org}/${b.pipeline.slug}/builds/${b.number}`,
-    number: b.number,
-    state: b.state,
-    cancel_reason: b.cancelReason,
-    blocked: b.blocked,
+    ...buildHead(o, b),
     blocked_state: b.blockedState,
     message: b.message,
     commit: b.commit,
