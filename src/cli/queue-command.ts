@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadAdminConfig } from '../config.ts';
-import { type Db, openDatabase } from '../db/database.ts';
+import { openExistingDatabase } from '../db/database.ts';
 import { type DeadLetter, QueueStore } from '../db/queue-store.ts';
-import { ConfigError } from '../errors.ts';
 import { dlqTopicOf } from '../queue/queue.ts';
 import { EXIT } from './exit-codes.ts';
 import { type Output, table } from './output.ts';
@@ -37,14 +36,7 @@ export function queueCommand(args: string[], env: NodeJS.ProcessEnv, io: Output)
     return EXIT.usage;
   }
   const path = values.db ?? loadAdminConfig(env).config.db;
-  let db: Db;
-  try {
-    db = openDatabase(path, { mustExist: true });
-  } catch (err) {
-    throw new ConfigError(
-      `no bobbin database at ${path} (set BOBBIN_DB or pass --db): ${(err as Error).message}`,
-    );
-  }
+  const db = openExistingDatabase(path);
   try {
     return run(new QueueStore(db), action, values.json ?? false, io);
   } finally {

@@ -12,10 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadAdminConfig } from '../config.ts';
-import { type Db, openDatabase } from '../db/database.ts';
+import { openExistingDatabase } from '../db/database.ts';
 import { InstanceLock } from '../db/instance-lock.ts';
-import { migrate } from '../db/migrate.ts';
-import { ConfigError } from '../errors.ts';
 import { Keyring, keyFileFor, loadKeyring, parseKey, writeKeyFile } from '../secrets/keyring.ts';
 import { SecretStore } from '../secrets/secret-store.ts';
 import { EXIT } from './exit-codes.ts';
@@ -45,18 +43,10 @@ export function secretsCommand(args: string[], env: NodeJS.ProcessEnv, io: Outpu
   }
   const config = loadAdminConfig(env).config;
   const path = values.db ?? config.db;
-  let db: Db;
-  try {
-    db = openDatabase(path, { mustExist: true });
-  } catch (err) {
-    throw new ConfigError(
-      `no bobbin database at ${path} (set BOBBIN_DB or pass --db): ${(err as Error).message}`,
-    );
-  }
+  const db = openExistingDatabase(path);
   const lock = new InstanceLock(db, path);
   try {
     lock.acquire();
-    migrate(db);
     const current = loadKeyring(config.secretsKey, path);
     const file = keyFileFor(path);
     if (current.source === 'file' && existsSync(`${file}.next`)) {

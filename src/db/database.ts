@@ -40,3 +40,14 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
 export function dataVersion(db: Db): number {
   return db.pragma('data_version', { simple: true }) as number;
 }
+
+/** The database an administrative command works on; a ConfigError naming the fix when absent. */
+export function openExistingDatabase(path: string): Db {
+  try {
+    return openDatabase(path, { mustExist: true });
+  } catch (err) {
+    throw new ConfigError(
+      `no bobbin database at ${path} (set BOBBIN_DB or pass --db): ${(err as Error).message}`,
+    );
+  }
+}
