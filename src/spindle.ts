@@ -47,6 +47,9 @@ import {
 import { createRunners, routingTable } from './pipelines/runners.ts';
 import { DISPATCH_TOPIC, type DispatchMessage, PipelineStarter } from './pipelines/starter.ts';
 import { PIPELINE_NSID, StatusWriter } from './pipelines/status-writer.ts';
+import { ManualTriggers } from './runs/manual-trigger.ts';
+import { RunApi } from './runs/run-api.ts';
+import { RETRY_GROUP, RETRY_TOPIC, Retrier, type RetryMessage } from './runs/run-control.ts';
 import { loadKeyring } from './secrets/keyring.ts';
 import { Masker } from './secrets/masker.ts';
 import { SecretApi } from './secrets/secret-api.ts';
@@ -75,6 +78,7 @@ export class Spindle {
   readonly ci: CiApi;
   readonly secrets: SecretStore;
   private readonly secretApi: SecretApi;
+  private readonly runApi: RunApi;
   readonly logSubscriptions: PipelineLogSubscriptions;
   private readonly ctx: AppContext;
   private readonly collector: LogCollector;
@@ -148,16 +152,18 @@ export class Spindle {
     this.secrets = new SecretStore(db, keys.keyring);
     this.secrets.onMoved = (from, to, count) =>
       log.info({ from, to, count }, 'secrets moved to the repo DID');
+    const auth = new ServiceAuth({
+      hostname: config.hostname,
+      identity: { plcUrl: config.plcUrl, dev: config.dev },
+      log: subsystemLogger(log, 'auth'),
+    });
     this.secretApi = new SecretApi({
-      auth: new ServiceAuth({
-        hostname: config.hostname,
-        identity: { plcUrl: config.plcUrl, dev: config.dev },
-        log: subsystemLogger(log, 'auth'),
-      }),
+      auth,
       repos: this.repos,
       secrets: this.secrets,
       log: subsystemLogger(log, 'secrets'),
     });
+    const defaultBranches = new DefaultBranches({ dev: config.dev, log: intakeLog });
     const builders = {
       repos: this.repos,
       runKeys: this.runKeys,
@@ -165,10 +171,36 @@ export class Spindle {
       queue,
       starter,
       fetcher,
-      defaultBranches: new DefaultBranches({ dev: config.dev, log: intakeLog }),
+      defaultBranches,
       validator,
       log: intakeLog,
     };
+    const runsLog = subsystemLogger(log, 'runs');
+    this.runApi = new RunApi({
+      auth,
+      validator,
+      repos: this.repos,
+      pipelines: this.pipelines,
+      queue,
+      triggers: new ManualTriggers({
+        repos: this.repos,
+        fetcher,
+        defaultBranches,
+        events: ctx.events,
+        starter,
+        log: runsLog,
+      }),
+      owner: config.owner,
+      log: runsLog,
+    });
+    const retrier = new Retrier({
+      store: this.pipelines,
+      repos: this.repos,
+      events: ctx.events,
+      starter,
+      log: runsLog,
+    });
+    queue.consume<RetryMessage>(RETRY_TOPIC, RETRY_GROUP, (m) => retrier.handle(m.payload));
     this.pushes = new PushIntake({ ...builders, holdMs: config.pushHoldMs });
     const identity = { plcUrl: config.plcUrl, dev: config.dev };
     this.pulls = new PullIntake({ ...builders, identity });
@@ -289,10 +321,11 @@ export class Spindle {
     }
   }
 
-  /** The XRPC methods beyond `sh.tangled.owner`: the ci API and the secret methods. */
+  /** The XRPC methods beyond `sh.tangled.owner`: the ci API, secrets, trigger and cancel. */
   mountXrpc(app: Hono): void {
     this.ci.mount(app);
     this.secretApi.mount(app);
+    this.runApi.mount(app);
   }
 
   /** Plain HTTP routes beside the XRPC methods: Buildkite's webhooks. */

@@ -47,6 +47,19 @@ export class RecordValidator {
   }
 }
 
+/**
+ * Checks an XRPC procedure's JSON body against its lexicon's input schema; the error names the
+ * first field at fault (400 `InvalidRequest` at the HTTP boundary).
+ */
+export function validateInput<T>(lexicons: Lexicons, nsid: string, body: unknown): T {
+  try {
+    lexicons.assertValidXrpcInput(nsid, body);
+  } catch (err) {
+    throw new InvalidRequestError(`invalid ${nsid} input: ${(err as Error).message}`);
+  }
+  return body as T;
+}
+
 function withType(nsid: string, value: unknown): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidRequestError(`invalid ${nsid} record: not an object`);

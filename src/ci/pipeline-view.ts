@@ -20,6 +20,7 @@ export interface CiPipeline {
   repo: string;
   trigger: Record<string, unknown>;
   commit?: string;
+  sourceRepo?: string;
   createdAt: string;
   workflows: CiWorkflow[];
 }
@@ -27,8 +28,20 @@ export interface CiPipeline {
 interface TriggerMetadata {
   kind?: string;
   push?: { ref?: string; newSha?: string; oldSha?: string };
-  pullRequest?: { sourceBranch?: string; targetBranch?: string; sourceSha?: string; action?: string };
-  manual?: { inputs?: Array<{ key: string; value: string }> };
+  pullRequest?: {
+    sourceBranch?: string;
+    targetBranch?: string;
+    sourceSha?: string;
+    action?: string;
+    sourceRepo?: string;
+    pull?: string;
+  };
+  manual?: {
+    sha?: string;
+    ref?: string;
+    sourceRepo?: string;
+    inputs?: Array<{ key: string; value: string }>;
+  };
 }
 
 export function seconds(unix: number): string {
@@ -43,13 +56,17 @@ export function ciTrigger(t: TriggerMetadata, commit: string | null): Record<str
       targetBranch: p.targetBranch ?? '',
       sourceSha: p.sourceSha ?? commit ?? '',
       ...(p.sourceBranch ? { sourceBranch: p.sourceBranch } : {}),
+      ...(p.sourceRepo ? { sourceRepo: p.sourceRepo } : {}),
+      ...(p.pull ? { pull: p.pull } : {}),
       ...(p.action ? { action: p.action } : {}),
     };
   }
   if (t.kind === 'manual') {
     return {
       $type: 'sh.tangled.ci.trigger#manual',
-      sha: commit ?? '',
+      sha: t.manual?.sha ?? commit ?? '',
+      ...(t.manual?.ref ? { ref: t.manual.ref } : {}),
+      ...(t.manual?.sourceRepo ? { sourceRepo: t.manual.sourceRepo } : {}),
       ...(t.manual?.inputs?.length ? { inputs: t.manual.inputs } : {}),
     };
   }
@@ -67,11 +84,13 @@ export function ciPipeline(
   trigger: TriggerMetadata,
   workflows: WorkflowTimes[],
 ): CiPipeline {
+  const fork = trigger.pullRequest?.sourceRepo ?? trigger.manual?.sourceRepo;
   return {
     id: row.rkey,
     repo: row.repoDid ?? '',
     trigger: ciTrigger(trigger, row.commit),
     ...(row.commit ? { commit: row.commit } : {}),
+    ...(fork ? { sourceRepo: fork } : {}),
     createdAt: seconds(Number(row.created / 1_000_000_000n)),
     workflows: workflows.map((w) => ({
       id: w.name,

@@ -5,6 +5,7 @@ import { doctorCommand } from './doctor-command.ts';
 import { EXIT } from './exit-codes.ts';
 import { type Output, stdio } from './output.ts';
 import { queueCommand } from './queue-command.ts';
+import { runsCommand } from './runs-command.ts';
 import { secretsCommand } from './secrets-command.ts';
 import { serveCommand } from './serve-command.ts';
 
@@ -18,6 +19,7 @@ commands:
              "demo queue" shows the durable queue alone
   doctor     check the configuration, the database and the environment
   queue      inspect the durable queue: stats, dlq list | replay | drop  (bobbin queue --help)
+  runs       pipelines: list [--active], cancel <pipeline> [workflow…], retry <pipeline>  (bobbin runs --help)
   secrets    rotate-key: reseal repository secrets under a new key, daemon stopped (bobbin secrets --help)
   help       show this text
   version    print the version
@@ -40,6 +42,8 @@ export async function main(
         return await doctorCommand(env, io);
       case 'queue':
         return queueCommand(rest, env, io);
+      case 'runs':
+        return runsCommand(rest, env, io);
       case 'secrets':
         return secretsCommand(rest, env, io);
       case 'version':

@@ -21,6 +21,8 @@ export interface WorkflowRow extends WorkflowKey {
   error: string | null;
   exitCode: number | null;
   logsDone: boolean;
+  /** Who asked to cancel the run, once someone has; the dispatcher carries it out. */
+  cancelRequestedBy: string | null;
 }
 
 export type PipelineOrigin = 'knot' | 'spindle';
@@ -52,7 +54,8 @@ export interface WorkflowTimes extends WorkflowRow {
 }
 
 const WORKFLOW_COLUMNS = `knot, rkey, name, engine, runner, options, build_id AS buildId, status,
-  status_at AS statusAt, error, exit_code AS exitCode, logs_done AS logsDone`;
+  status_at AS statusAt, error, exit_code AS exitCode, logs_done AS logsDone,
+  cancel_requested_by AS cancelRequestedBy`;
 
 export class PipelineStore {
   readonly db: Db;
@@ -89,6 +92,15 @@ export class PipelineStore {
                       finished_at = CASE WHEN @status IN ('pending', 'running') THEN finished_at
                                          ELSE @statusAt END
                     WHERE knot = @knot AND rkey = @rkey AND name = @name`),
+      requestCancel:
+        p(`UPDATE workflows SET cancel_requested_by = @by, cancel_requested_at = @now, updated_at = @now
+                         WHERE knot = @knot AND rkey = @rkey AND name = @name AND cancel_requested_at IS NULL
+                           AND (status IS NULL OR status IN ('pending', 'running'))`),
+      recent: p(`SELECT ${PIPELINE_COLUMNS} FROM pipelines ORDER BY created DESC LIMIT ?`).safeIntegers(true),
+      active: p(`SELECT ${PIPELINE_COLUMNS} FROM pipelines p WHERE EXISTS (
+                   SELECT 1 FROM workflows w WHERE w.knot = p.knot AND w.rkey = p.rkey
+                     AND (w.status IS NULL OR w.status IN ('pending', 'running')))
+                 ORDER BY created DESC LIMIT ?`).safeIntegers(true),
       setLogsDone: p(`UPDATE workflows SET logs_done = 1, updated_at = @now
                       WHERE knot = @knot AND rkey = @rkey AND name = @name`),
     };
@@ -150,6 +162,19 @@ export class PipelineStore {
       exitCode: s.exitCode ?? null,
       now,
     });
+  }
+
+  /**
+   * Records that `by` asked to cancel an unfinished workflow. False when it has finished, or a
+   * cancel was already asked for (the first request stands).
+   */
+  requestCancel(k: WorkflowKey, by: string, now = Date.now()): boolean {
+    return this.s.requestCancel!.run({ ...pick(k), by, now }).changes > 0;
+  }
+
+  /** The newest pipelines, or only those with a workflow still pending or running. */
+  recentPipelines(limit: number, activeOnly = false): PipelineRow[] {
+    return (activeOnly ? this.s.active! : this.s.recent!).all(limit).map((r) => pipelineRow(r)!);
   }
 
   setLogsDone(k: WorkflowKey, now = Date.now()): void {

@@ -2,8 +2,8 @@
  * The XRPC surface under /xrpc/. Bodies of errors are `{"error","message"}` JSON, as the
  * appview expects. `sh.tangled.owner` is here; the ci API mounts itself through `methods`.
  */
-import type { Hono } from 'hono';
-import { MethodNotImplementedError } from '../errors.ts';
+import type { Context, Hono } from 'hono';
+import { InvalidRequestError, MethodNotImplementedError } from '../errors.ts';
 
 export interface XrpcDeps {
   owner: string;
@@ -22,4 +22,24 @@ export function mountXrpc(app: Hono, deps: XrpcDeps): void {
     const method = c.req.path.slice('/xrpc/'.length);
     throw new MethodNotImplementedError(`method ${method || '(none)'} is not implemented here`);
   });
+}
+
+/**
+ * A procedure's JSON object body, at most `maxBytes`. Anything else is refused with `fail`'s
+ * error (400 `InvalidRequest` unless the method's stock form answers otherwise).
+ */
+export async function jsonObjectBody(
+  c: Context,
+  maxBytes: number,
+  fail: (message: string) => Error = (m) => new InvalidRequestError(m),
+): Promise<Record<string, unknown>> {
+  const text = await c.req.text();
+  if (text.length > maxBytes) throw fail(`body is larger than ${maxBytes} bytes`);
+  try {
+    const v = JSON.parse(text);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // below
+  }
+  throw fail('invalid JSON body');
 }

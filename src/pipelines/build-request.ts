@@ -5,10 +5,10 @@ import { pipelineUri } from './status-writer.ts';
 
 interface Trigger {
   kind: string;
-  repo: { knot: string; did: string; repo: string };
+  repo: { knot: string; did: string; repo: string; repoDid?: string };
   push?: { ref: string; newSha: string; oldSha: string };
   pullRequest?: { sourceBranch: string; targetBranch: string; sourceSha: string };
-  manual?: { inputs?: Array<{ key: string; value: string }> };
+  manual?: { sha?: string; ref?: string; inputs?: Array<{ key: string; value: string }> };
 }
 
 interface StoredPipeline {
@@ -26,14 +26,15 @@ export function buildRequest(store: PipelineStore, row: WorkflowRow, dev: boolea
     ? { ref: t.push.ref, sha: t.push.newSha }
     : t.pullRequest
       ? { ref: `refs/heads/${t.pullRequest.sourceBranch}`, sha: t.pullRequest.sourceSha }
-      : { ref: '', sha: '' };
+      : { ref: t.manual?.ref ?? '', sha: t.manual?.sha ?? p.commit ?? '' };
   const request: BuildRequest = {
     id: `${row.knot}/${row.rkey}/${row.name}`,
     repo: {
       did: t.repo.did,
       name: t.repo.repo,
       knot: row.knot,
-      cloneUrl: `${dev ? 'http' : 'https'}://${row.knot}/${t.repo.did}/${t.repo.repo}`,
+      // Knots serve a repo with a DID at `/<repoDid>` (2026 spec §3.3); legacy ones at `/<owner>/<name>`.
+      cloneUrl: `${dev ? 'http' : 'https'}://${row.knot}/${t.repo.repoDid ?? `${t.repo.did}/${t.repo.repo}`}`,
     },
     head,
     workflow: {

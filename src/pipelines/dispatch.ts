@@ -16,6 +16,12 @@ import type { DispatchMessage } from './starter.ts';
 import { isTerminal, type StatusUpdate, type StatusWriter } from './status-writer.ts';
 
 export const RESTARTED_ERROR = 'bobbin restarted';
+/** What a workflow a user cancelled ends with, as stock words it (2026 spec §2). */
+export const CANCELLED: StatusUpdate = {
+  status: 'cancelled',
+  error: 'User canceled the workflow',
+  exitCode: -1,
+};
 
 export interface DispatcherDeps {
   store: PipelineStore;
@@ -59,6 +65,10 @@ export class Dispatcher {
       });
       return;
     }
+    if (row.cancelRequestedBy) {
+      await this.cancel(row, runner, delivery);
+      return;
+    }
     let buildId = row.buildId;
     if (!buildId) {
       try {
@@ -83,7 +93,13 @@ export class Dispatcher {
       this.onRunnerError(key, delivery, err, 'could not read the build status');
       return;
     }
-    const next = this.advance(this.d.store.workflow(key)!, status, delivery);
+    const current = this.d.store.workflow(key)!;
+    // Cancelled while this delivery waited on the runner: carry it out now, not after the hold.
+    if (current.cancelRequestedBy && !isTerminal(current.status)) {
+      await this.cancel(current, runner, delivery);
+      return;
+    }
+    const next = this.advance(current, status, delivery);
     if (next === 'wait') return;
     delivery.hold(
       runner.pollAfterMs?.(buildId) ?? (runner.pushesProgress ? PUSHED_POLL_MS : this.d.pollIntervalMs),
@@ -114,6 +130,37 @@ export class Dispatcher {
     }
     this.finish(row, delivery, update);
     return 'wait';
+  }
+
+  /**
+   * Carries out a requested cancel: the runner is asked to stop the build (a build not started
+   * yet never is), then the workflow ends `cancelled`. A runner that cannot be reached is asked
+   * again by the queue's retries; after the last attempt the workflow ends cancelled anyway and
+   * the error says the build may still run. A build that finished before the cancel reached it
+   * keeps its real outcome.
+   */
+  private async cancel(row: WorkflowRow, runner: BuildRunner, delivery: Delivery): Promise<void> {
+    const log = this.d.log.child({ knot: row.knot, rkey: row.rkey, name: row.name });
+    if (row.buildId) {
+      try {
+        await runner.cancel(row.buildId);
+      } catch (err) {
+        const permanent = err instanceof InvalidRequestError || err instanceof PermanentError;
+        if (!permanent && delivery.attempt < this.d.maxAttempts) throw err;
+        log.error(
+          { buildId: row.buildId, err: errorMessage(err) },
+          'the runner did not take the cancel; the build may still run there',
+        );
+      }
+      const status = await runner.status(row.buildId).catch(() => undefined);
+      if (status && TERMINAL_STATES.has(status.state) && status.state !== 'cancelled') {
+        log.info({ state: status.state }, 'the build finished before the cancel reached it');
+        this.advance(row, status, delivery);
+        return;
+      }
+    }
+    if (this.finish(row, delivery, CANCELLED))
+      log.info({ by: row.cancelRequestedBy, buildId: row.buildId }, 'workflow cancelled');
   }
 
   /** Writes a terminal status, holding until the next second if needed; true when written. */

@@ -30,8 +30,20 @@ export interface PipelineRecord {
     kind: string;
     repo: { knot: string; did: string; repo?: string; repoDid?: string; defaultBranch?: string };
     push?: { ref: string; newSha: string; oldSha: string };
-    pullRequest?: { sourceBranch: string; targetBranch: string; sourceSha: string; action: string };
-    manual?: { inputs?: Array<{ key: string; value: string }> };
+    pullRequest?: {
+      sourceBranch: string;
+      targetBranch: string;
+      sourceSha: string;
+      action: string;
+      sourceRepo?: string;
+      pull?: string;
+    };
+    manual?: {
+      sha?: string;
+      ref?: string;
+      sourceRepo?: string;
+      inputs?: Array<{ key: string; value: string }>;
+    };
   };
   workflows: Array<{ name: string; engine: string; raw: string; clone?: unknown }>;
 }
@@ -77,7 +89,7 @@ export interface StarterDeps {
 /** The commit a pipeline builds, as the ci API reports and filters it. */
 export function pipelineCommit(record: PipelineRecord): string | null {
   const t = record.triggerMetadata;
-  return t.push?.newSha ?? t.pullRequest?.sourceSha ?? null;
+  return t.push?.newSha ?? t.pullRequest?.sourceSha ?? t.manual?.sha ?? null;
 }
 
 export class PipelineStarter {

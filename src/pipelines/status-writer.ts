@@ -3,6 +3,7 @@
  * pending → running → one terminal status, a terminal status is final, and no two statuses of
  * one workflow share a `createdAt` second (the appview orders them by seconds), so a status
  * that would land in the same second as the previous one waits for the next second.
+ * `error` and `exitCode` go with `failed`, and with a `cancelled` a user asked for.
  */
 import { TID } from '@atproto/common-web';
 import type { WireStatus } from '../../providers/runner.ts';
@@ -78,7 +79,8 @@ export class StatusWriter {
     if (row.statusAt !== null && second <= row.statusAt) {
       return { written: false, waitMs: (row.statusAt + 1) * 1000 - now };
     }
-    const failed = update.status === 'failed';
+    // A failure always says why; a cancellation does when someone asked for it (2026 spec §2).
+    const failed = update.status === 'failed' || (update.status === 'cancelled' && !!update.error);
     const record = {
       $type: STATUS_NSID,
       pipeline: pipelineUri(key.knot, key.rkey),

@@ -7,15 +7,17 @@
  * writes, `{"secrets":[…]}` without values for the list. Secrets are keyed by the repo's DID
  * when it has one, else by `<ownerDid>/<name>` (2026 spec §3.8).
  */
-import type { Context, Hono } from 'hono';
+import type { Hono } from 'hono';
 import type { ServiceAuth } from '../atproto/service-auth.ts';
 import type { RepoRow, RepoStore } from '../db/repo-store.ts';
 import { XrpcError } from '../errors.ts';
+import { jsonObjectBody } from '../http/xrpc.ts';
 import type { Logger } from '../logger.ts';
 import type { SecretStore } from './secret-store.ts';
 
 const KEY = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const REPO_URI =
+/** A `sh.tangled.repo` record's AT-URI: owner DID and rkey. */
+export const REPO_URI =
   /^at:\/\/(did:[a-z]+:[A-Za-z0-9._:%-]{1,2048})\/sh\.tangled\.repo\/([A-Za-z0-9._~:-]{1,512})$/;
 const MAX_KEY = 50;
 const MAX_VALUE_BYTES = 200;
@@ -40,7 +42,7 @@ export class SecretApi {
   mount(app: Hono): void {
     app.post('/xrpc/sh.tangled.repo.addSecret', async (c) => {
       const caller = await this.d.auth.verify(c.req.header('authorization'), 'sh.tangled.repo.addSecret');
-      const body = await jsonBody(c);
+      const body = await jsonObjectBody(c, MAX_BODY, generic);
       const key = str(body.key);
       const value = body.value;
       if (!KEY.test(key)) throw generic('key is not a valid identifier');
@@ -57,7 +59,7 @@ export class SecretApi {
     });
     app.post('/xrpc/sh.tangled.repo.removeSecret', async (c) => {
       const caller = await this.d.auth.verify(c.req.header('authorization'), 'sh.tangled.repo.removeSecret');
-      const body = await jsonBody(c);
+      const body = await jsonObjectBody(c, MAX_BODY, generic);
       const repo = this.d.secrets.keyFor(this.authorise(str(body.repo), caller.did));
       const key = str(body.key);
       if (!this.d.secrets.remove(repo, key)) throw new XrpcError(500, 'Generic', 'key not found');
@@ -92,18 +94,6 @@ export class SecretApi {
       );
     return repo;
   }
-}
-
-async function jsonBody(c: Context): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
-  if (text.length > MAX_BODY) throw generic(`body is larger than ${MAX_BODY} bytes`);
-  try {
-    const v = JSON.parse(text);
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // below
-  }
-  throw generic('invalid JSON body');
 }
 
 function str(v: unknown): string {

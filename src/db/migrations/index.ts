@@ -5,6 +5,7 @@ import { sql as pipelines } from './0004-pipelines.ts';
 import { sql as ci } from './0005-ci.ts';
 import { sql as buildkite } from './0006-buildkite.ts';
 import { sql as secrets } from './0007-secrets.ts';
+import { sql as runs } from './0008-runs.ts';
 
 export interface Migration {
   version: number;
@@ -21,4 +22,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'ci', sql: ci },
   { version: 6, name: 'buildkite', sql: buildkite },
   { version: 7, name: 'secrets', sql: secrets },
+  { version: 8, name: 'runs', sql: runs },
 ];
