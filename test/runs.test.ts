@@ -63,7 +63,7 @@ function statusOf(tid: string, workflow: string, status: string) {
 async function pushPipeline(repo: string, workflows: Record<string, string>): Promise<string> {
   const sha = commit(repo, workflows);
   s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(repo, sha));
-  const [tid] = await waitFor(
+  const [tid] = await waitFor<[string, unknown] | undefined>(
     () =>
       [...app.pipelines.entries()].find(
         ([, p]) =>
@@ -71,7 +71,7 @@ async function pushPipeline(repo: string, workflows: Record<string, string>): Pr
       ),
     'the push pipeline',
     20_000,
-  );
+  ).then((found) => found!);
   return tid;
 }
 
