@@ -4,19 +4,27 @@
  * idempotent create, live and stored logs, webhook authentication, and a chaos run with 5xx,
  * 429 bursts, dropped webhooks and a SIGKILL in the middle.
  */
+
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signWebhook } from '../providers/buildkite/webhook-auth.ts';
 import { AppviewEvents, readLogs, type StatusRow } from './fakes/appview.ts';
 import { FakeBuildkite } from './fakes/buildkite.ts';
-import { onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
+import { OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
 import { sleep, waitFor } from './support/wait.ts';
+import { Callers } from './support/xrpc-auth.ts';
 
 const SECRET = 'whsec-test-2f9c1e';
+const VAULT = 'did:plc:bkvault'; // a repo with a DID, for the authenticated methods
+const VALUE = 'tok-9f8e7d6c5b4a-secret';
+const CANCELLED = { status: 'cancelled', error: 'User canceled the workflow', exitCode: -1 };
 const BUDGET = 3000;
 
 let s: Stack;
 let bk: FakeBuildkite;
 let app: AppviewEvents;
+let vaultUri: string;
+const callers = new Callers();
 
 function workflow(name: string, pipeline: string, extra = ''): { name: string; raw: string } {
   return {
@@ -25,9 +33,9 @@ function workflow(name: string, pipeline: string, extra = ''): { name: string; r
   };
 }
 
-function run(workflows: Array<{ name: string; raw: string }>): string {
+function run(workflows: Array<{ name: string; raw: string }>, repo = 'hello'): string {
   const key = rkey();
-  s.knot.emit('sh.tangled.pipeline', key, pipelineRecord(s.knot.host, workflows));
+  s.knot.emit('sh.tangled.pipeline', key, pipelineRecord(s.knot.host, workflows, { name: repo }));
   return key;
 }
 
@@ -66,6 +74,8 @@ beforeAll(async () => {
   app = new AppviewEvents();
   await app.connect(s.daemon.base);
   await onboard(s);
+  vaultUri = `at://${OWNER}/sh.tangled.repo/${await onboard(s, 'vault', OWNER, { repoDid: VAULT })}`;
+  await callers.register(s.pds, [OWNER]);
 }, 30_000);
 
 afterAll(async () => {
@@ -248,6 +258,118 @@ describe('the Buildkite runner', () => {
     const latest = await finished(pipeline, 1);
     expect(latest['gate.yml']).toMatchObject({ status: 'success' });
   }, 30_000);
+
+  it('puts a repository secret into the build’s env and masks it, and its base64, in the log', async () => {
+    const added = await callers.call(s.daemon.base, 'sh.tangled.repo.addSecret', OWNER, {
+      repo: vaultUri,
+      key: 'DEPLOY_TOKEN',
+      value: VALUE,
+    });
+    expect(added.status, added.text).toBe(200);
+    bk.script('deploy', {
+      startAfterMs: 50,
+      runMs: 300,
+      jobs: [
+        {
+          name: 'deploy',
+          command: './deploy.sh',
+          lines: 2,
+          echo: ['using $DEPLOY_TOKEN', `as base64 ${Buffer.from(VALUE).toString('base64')}`],
+        },
+      ],
+    });
+    const pipeline = run([workflow('deploy.yml', 'deploy')], 'vault');
+    expect((await finished(pipeline, 1))['deploy.yml']).toMatchObject({ status: 'success' });
+    expect(bk.builds.at(-1)!.body.env).toMatchObject({ DEPLOY_TOKEN: VALUE });
+    const logs = await readLogs(s.daemon.base, { knot: s.knot.host, rkey: pipeline, workflow: 'deploy.yml' });
+    const body = logs.steps.flatMap((st) => st.body);
+    expect(body).toContain('using ***');
+    expect(body).toContain('as base64 ***');
+    expect(JSON.stringify(logs.lines)).not.toContain(VALUE);
+    await sleep(200);
+    expect(readFileSync(s.db).includes(VALUE)).toBe(false);
+    expect(readFileSync(`${s.db}-wal`).includes(VALUE)).toBe(false);
+    expect(s.daemon.logs()).not.toContain(VALUE);
+  }, 30_000);
+
+  it('cancels a running build with either cancel method, leaving its sibling running and a finished one alone', async () => {
+    bk.script('forever', {
+      startAfterMs: 50,
+      runMs: 60_000,
+      jobs: [{ name: 'soak', command: 'make soak', lines: 10 }],
+    });
+    bk.script('instant', { startAfterMs: 0, runMs: 50, jobs: [{ name: 'ok', command: 'true', lines: 1 }] });
+    const pipeline = run(
+      [workflow('a.yml', 'forever'), workflow('b.yml', 'forever'), workflow('done.yml', 'instant')],
+      'vault',
+    );
+    await waitFor(
+      () =>
+        app.latest(pipeline)['a.yml']?.status === 'running' &&
+        app.latest(pipeline)['b.yml']?.status === 'running' &&
+        app.latest(pipeline)['done.yml']?.status === 'success',
+      'both long builds running, the short one passed',
+      20_000,
+    );
+    const buildOf = (name: string) =>
+      bk.builds.find((b) =>
+        (b.body.meta_data as Record<string, string>)['bobbin:request_id']?.endsWith(`/${pipeline}/${name}`),
+      )!;
+    const cancels = () => bk.requests.filter((r) => r.startsWith('PUT') && r.endsWith('/cancel'));
+    const before = cancels().length;
+
+    const one = await callers.call(s.daemon.base, 'sh.tangled.ci.cancelPipeline', OWNER, {
+      repo: VAULT,
+      pipeline,
+      workflows: ['a.yml'],
+    });
+    expect(one.status, one.text).toBe(200);
+    await waitFor(() => app.latest(pipeline)['a.yml']?.status === 'cancelled', 'a.yml cancelled', 15_000);
+    expect(app.latest(pipeline)['a.yml']).toMatchObject(CANCELLED);
+    expect(cancels().slice(before)).toEqual([
+      `PUT /v2/organizations/acme/pipelines/forever/builds/${buildOf('a.yml').number}/cancel`,
+    ]);
+    expect(app.latest(pipeline)['b.yml']?.status).toBe('running');
+
+    const legacy = await callers.call(s.daemon.base, 'sh.tangled.pipeline.cancelPipeline', OWNER, {
+      repo: vaultUri,
+      pipeline: `at://did:web:${s.knot.host}/sh.tangled.pipeline/${pipeline}`,
+      workflow: 'b.yml',
+    });
+    expect(legacy.status, legacy.text).toBe(200);
+    await waitFor(() => app.latest(pipeline)['b.yml']?.status === 'cancelled', 'b.yml cancelled', 15_000);
+    expect(app.latest(pipeline)['b.yml']).toMatchObject(CANCELLED);
+    expect(cancels().slice(before)).toHaveLength(2);
+    expect(cancels().at(-1)).toContain(`/builds/${buildOf('b.yml').number}/cancel`);
+    await waitFor(() => buildOf('b.yml').cancelAt !== undefined, 'Buildkite to cancel the build');
+
+    for (const call of [
+      () =>
+        callers.call(s.daemon.base, 'sh.tangled.ci.cancelPipeline', OWNER, {
+          repo: VAULT,
+          pipeline,
+          workflows: ['done.yml'],
+        }),
+      () =>
+        callers.call(s.daemon.base, 'sh.tangled.pipeline.cancelPipeline', OWNER, {
+          repo: vaultUri,
+          pipeline: `at://did:web:${s.knot.host}/sh.tangled.pipeline/${pipeline}`,
+          workflow: 'done.yml',
+        }),
+    ]) {
+      const r = await call();
+      expect(r).toMatchObject({
+        status: 400,
+        json: {
+          error: 'AlreadyFinished',
+          message: 'nothing to cancel: already finished: done.yml (success)',
+        },
+      });
+    }
+    await sleep(300);
+    expect(cancels().slice(before)).toHaveLength(2);
+    expect(app.latest(pipeline)['done.yml']?.status).toBe('success');
+  }, 40_000);
 
   it('under 5xx, 429 bursts and half the webhooks lost, and a SIGKILL midway, runs every workflow once to its status within budget', async () => {
     const pipelines = Number(process.env.BK_CHAOS_PIPELINES ?? 200);

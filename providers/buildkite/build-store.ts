@@ -99,10 +99,14 @@ export class BuildStore {
     this.db.prepare('UPDATE buildkite_builds SET checked_at = ? WHERE request_id = ?').run(now, requestId);
   }
 
+  /**
+   * Keeps the finished build: only the fields bobbin reads. Buildkite's build JSON also echoes
+   * the `env` it was created with, which holds the repository's secrets; that never reaches disk.
+   */
   setFinal(requestId: string, build: BkBuild): void {
     this.db
       .prepare('UPDATE buildkite_builds SET final = ? WHERE request_id = ?')
-      .run(JSON.stringify(build), requestId);
+      .run(JSON.stringify(finalSnapshot(build)), requestId);
   }
 }
 
@@ -110,4 +114,31 @@ function row(raw: unknown): BuildRow | undefined {
   if (!raw) return undefined;
   const r = raw as Raw;
   return { ...r, blocked: r.blocked === 1, final: r.final ? (JSON.parse(r.final) as BkBuild) : null };
+}
+
+function finalSnapshot(b: BkBuild): BkBuild {
+  const { id, number, state, blocked, web_url, started_at, finished_at, meta_data } = b;
+  return {
+    id,
+    number,
+    state,
+    blocked,
+    web_url,
+    started_at,
+    finished_at,
+    meta_data,
+    jobs: b.jobs?.map((j) => ({
+      id: j.id,
+      type: j.type,
+      name: j.name,
+      label: j.label,
+      command: j.command,
+      state: j.state,
+      exit_status: j.exit_status,
+      soft_failed: j.soft_failed,
+      retried: j.retried,
+      started_at: j.started_at,
+      finished_at: j.finished_at,
+    })),
+  };
 }

@@ -52,6 +52,11 @@ export interface JobScript {
   command: string;
   /** Output lines, spread over the job's run time. */
   lines: number;
+  /**
+   * Lines the command prints first, as a shell would: `$NAME` and `${NAME}` expand from the
+   * build's `env` (what a real job sees of the env given at create time).
+   */
+  echo?: string[];
   exitStatus?: number;
   /** The job times out instead of finishing. */
   timesOut?: boolean;
@@ -535,6 +540,7 @@ export class FakeBuildkite {
     const lines = [
       { t: j.startAt, text: '~~~ Running script' },
       { t: j.startAt, text: `\x1b[90m$\x1b[0m ${j.script.command}` },
+      ...(j.script.echo ?? []).map((text) => ({ t: j.startAt, text })),
     ];
     for (let i = 0; i < printed; i++)
       lines.push({
@@ -824,12 +830,20 @@ export class FakeBuildkite {
     this.numbers.set(key, number);
     const createdAt = Date.now();
     let at = createdAt + script.startAfterMs;
+    const env = (body.env ?? {}) as Record<string, string>;
     const jobs: FakeJob[] = script.jobs.map((s) => {
       const job: FakeJob = {
         id: randomUUID(),
         stepId: randomUUID(),
         type: 'script',
-        script: s,
+        script: s.echo
+          ? {
+              ...s,
+              echo: s.echo.map((l) =>
+                l.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (_, k: string) => env[k] ?? ''),
+              ),
+            }
+          : s,
         createdAt,
         startAt: at,
         endAt: at + script.runMs,
