@@ -4,13 +4,12 @@
  * database file is grepped), never in the daemon's log, and still readable after a restart.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { Secp256k1Keypair } from '@atproto/crypto';
-import { createServiceJwt } from '@atproto/xrpc-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLogs } from './fakes/appview.ts';
 import { BOBBIN, spawnNode } from './support/process.ts';
-import { HOSTNAME, OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
+import { OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
+import { Callers } from './support/xrpc-auth.ts';
 
 const BOB = 'did:plc:bob22222222222222222222'; // collaborator, recorded by the owner
 const CAROL = 'did:plc:carol222222222222222222'; // "collaborator" recorded by Mallory
@@ -20,29 +19,11 @@ const VALUE = 'hunter2-very-secret-value';
 
 let s: Stack;
 let repoUri: string;
-const keys = new Map<string, Secp256k1Keypair>();
 
-async function token(did: string, lxm: string, over: { aud?: string } = {}): Promise<string> {
-  return createServiceJwt({ iss: did, aud: over.aud ?? `did:web:${HOSTNAME}`, lxm, keypair: keys.get(did)! });
-}
-
-async function call(method: string, as: string | null, body?: object, query = '') {
-  const headers: Record<string, string> = {};
-  if (as) headers.authorization = `Bearer ${await token(as, `sh.tangled.repo.${method}`)}`;
-  if (body) headers['content-type'] = 'application/json';
-  const res = await fetch(`${s.daemon.base}/xrpc/sh.tangled.repo.${method}${query}`, {
-    method: body ? 'POST' : 'GET',
-    headers,
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return {
-    status: res.status,
-    type: res.headers.get('content-type'),
-    text,
-    json: text ? JSON.parse(text) : undefined,
-  };
-}
+const callers = new Callers();
+const token = (did: string, lxm: string, over: { aud?: string } = {}) => callers.token(did, lxm, over);
+const call = (method: string, as: string | null, body?: object, query = '') =>
+  callers.call(s.daemon.base, `sh.tangled.repo.${method}`, as, body, query);
 
 /** Runs one stub workflow of the repo with one step, `command`, and reads its log. */
 async function runStep(name: string, command: string) {
@@ -72,11 +53,7 @@ async function runStep(name: string, command: string) {
 
 beforeAll(async () => {
   s = await startStack();
-  for (const did of [OWNER, BOB, CAROL, MALLORY, STRANGER]) {
-    const kp = await Secp256k1Keypair.create();
-    keys.set(did, kp);
-    s.pds.setSigningKey(did, kp.did());
-  }
+  await callers.register(s.pds, [OWNER, BOB, CAROL, MALLORY, STRANGER]);
   const key = await onboard(s, 'vault');
   repoUri = `at://${OWNER}/sh.tangled.repo/${key}`;
   for (const [author, subject] of [
