@@ -131,4 +131,18 @@ describe('service auth', () => {
     expect(await ts.verify(`Bearer ${await fromWeb()}`, METHOD)).toEqual({ did: webDid });
     expect(resolutions - before).toBe(2);
   });
+
+  it('turns a flood of forged tokens from a known issuer into at most one lookup', async () => {
+    const ts = auth();
+    const fromWeb = () => createServiceJwt({ iss: webDid, aud: AUD, lxm: METHOD, keypair: webKey });
+    await ts.verify(`Bearer ${await fromWeb()}`, METHOD);
+    const before = resolutions;
+    const forger = await P256Keypair.create();
+    for (let i = 0; i < 20; i++) {
+      const forged = await createServiceJwt({ iss: webDid, aud: AUD, lxm: METHOD, keypair: forger });
+      expect(await rejected(ts, forged)).toMatch(/signature does not match/);
+    }
+    expect(resolutions - before).toBe(1);
+    expect(await ts.verify(`Bearer ${await fromWeb()}`, METHOD)).toEqual({ did: webDid });
+  });
 });

@@ -3,20 +3,24 @@
  * 2026 spec §3.9): `Authorization: Bearer <jwt>`, ES256K or ES256 only, signed by the `#atproto`
  * key of the issuer's DID document; `aud` is this service's `did:web` (a port's colon raw or as
  * `%3A`); `exp` required and in the future, `iat` not in the future (30 s leeway each); `lxm`,
- * when present, names the method called. Signature checks and JWT parsing are
- * `@atproto/xrpc-server`'s `verifyJwt` with `@atproto/crypto`; this file adds the claims stock
- * leaves out and the key cache: a day on success, two minutes on failure, and one forced
- * refresh on a signature mismatch (the issuer may have rotated its key).
+ * when present, names the method called. JWT parsing and the signature flow are
+ * `@atproto/xrpc-server`'s `verifyJwt`, with the signature itself checked by OpenSSL
+ * (signature.ts); this file adds the claims stock leaves out and the key cache: a day on
+ * success, two minutes on failure, and a forced refresh on a signature mismatch (the issuer may
+ * have rotated its key), at most one per issuer per 30 s so a flood of forged tokens cannot
+ * turn into a flood of DID lookups.
  */
 import { verifyJwt } from '@atproto/xrpc-server';
 import { XrpcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type IdentityOptions, resolveSigningKey } from './identity.ts';
+import { verifyJwtSignature } from './signature.ts';
 
 const ALGS = new Set(['ES256K', 'ES256']);
 const LEEWAY_S = 30;
 const HIT_MS = 24 * 60 * 60 * 1000;
 const MISS_MS = 2 * 60 * 1000;
+const FORCED_REFRESH_MS = 30 * 1000;
 const MAX_CACHED = 10_000;
 
 export interface ServiceAuthOptions {
@@ -32,6 +36,8 @@ interface CachedKey {
   key?: string;
   error?: string;
   until: number;
+  /** When a signature mismatch last forced a fresh lookup. */
+  forcedAt?: number;
 }
 
 /** The caller a valid token names. */
@@ -78,8 +84,12 @@ export class ServiceAuth {
       fail(`token is for ${JSON.stringify(payload!.lxm)}, not ${method}`);
     try {
       // aud and lxm are checked above (two aud forms; lxm only when present); exp again here.
-      const verified = await verifyJwt(token, null, null, (iss, refresh) =>
-        this.signingKey(iss.split('#')[0]!, refresh),
+      const verified = await verifyJwt(
+        token,
+        null,
+        null,
+        (iss, refresh) => this.signingKey(iss.split('#')[0]!, refresh),
+        verifyJwtSignature,
       );
       return { did: verified.iss.split('#')[0]! };
     } catch (err) {
@@ -91,10 +101,14 @@ export class ServiceAuth {
   /** The issuer's key: cached, or resolved once however many requests ask at the same time. */
   private async signingKey(did: string, refresh: boolean): Promise<string> {
     const hit = this.cache.get(did);
-    if (!refresh && hit && hit.until > Date.now()) {
+    const now = Date.now();
+    if (!refresh && hit && hit.until > now) {
       if (hit.key) return hit.key;
       throw new Error(`issuer ${did} did not resolve: ${hit.error}`);
     }
+    // The same key again makes verifyJwt reject the token without a lookup.
+    if (refresh && hit?.key && hit.forcedAt !== undefined && now - hit.forcedAt < FORCED_REFRESH_MS)
+      return hit.key;
     let pending = this.inflight.get(did);
     if (!pending) {
       pending = (this.o.resolveKey ?? ((d) => resolveSigningKey(d, this.o.identity)))(did);
@@ -103,7 +117,7 @@ export class ServiceAuth {
     }
     try {
       const key = await pending;
-      this.remember(did, { key, until: Date.now() + HIT_MS });
+      this.remember(did, { key, until: Date.now() + HIT_MS, ...(refresh ? { forcedAt: now } : {}) });
       return key;
     } catch (err) {
       const message = (err as Error).message;
