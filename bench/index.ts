@@ -4,6 +4,7 @@
  */
 import { cpus, totalmem } from 'node:os';
 import Database from 'better-sqlite3';
+import { authBench } from './auth.ts';
 import { buildkiteBench } from './buildkite.ts';
 import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   spindle: spindleBench,
   protocol2026: protocol2026Bench,
   buildkite: buildkiteBench,
+  auth: authBench,
 };
 
 const names = process.argv.slice(2);

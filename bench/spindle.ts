@@ -35,7 +35,7 @@ export const OWNER = 'did:plc:benchowner';
 const HOST = 'spindle.bench';
 const ROOT = new URL('../', import.meta.url);
 
-function nowMs(): number {
+export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
@@ -58,7 +58,7 @@ export function env(dir: string, extra: Record<string, string> = {}): Record<str
 }
 
 /** A database with `repos` served repos spread over `knots`, and a fresh Jetstream cursor (no backfill). */
-function seed(file: string, knots: string[], repos: number): void {
+export function seed(file: string, knots: string[], repos: number): void {
   const db = openDatabase(file);
   migrate(db);
   const store = new RepoStore(db, OWNER);
@@ -180,7 +180,7 @@ interface ClientsResult {
   lastAt: number;
 }
 
-async function clients(
+export async function clients(
   url: string,
   n: number,
   expect: number,
@@ -213,7 +213,7 @@ async function clients(
 }
 
 /** `t`: when the event was due (ms), so a writer that falls behind shows up as latency. */
-function statusRecord(i: number, t = nowMs()): Record<string, unknown> {
+export function statusRecord(i: number, t = nowMs()): Record<string, unknown> {
   return {
     $type: 'sh.tangled.pipeline.status',
     createdAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -225,7 +225,11 @@ function statusRecord(i: number, t = nowMs()): Record<string, unknown> {
 }
 
 /** Writes `count` events at `rate`/s (0: as fast as possible) through `write(i, dueAt)`. */
-async function feed(count: number, rate: number, write: (i: number, dueAt: number) => void): Promise<void> {
+export async function feed(
+  count: number,
+  rate: number,
+  write: (i: number, dueAt: number) => void,
+): Promise<void> {
   const start = nowMs();
   for (let i = 0; i < count; ) {
     const due =

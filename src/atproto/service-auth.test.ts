@@ -132,6 +132,29 @@ describe('service auth', () => {
     expect(resolutions - before).toBe(2);
   });
 
+  it('bounds lookups of issuers it has never seen, and still serves the ones it knows', async () => {
+    const looked: string[] = [];
+    const ts = new ServiceAuth({
+      hostname: HOST,
+      identity: { plcUrl: pds.url, dev: true },
+      log: createLogger('silent'),
+      resolveKey: async (did) => {
+        looked.push(did);
+        if (did === ALICE) return alice.did();
+        throw new Error('not found');
+      },
+    });
+    await ts.verify(`Bearer ${await token()}`, METHOD);
+    const reasons: string[] = [];
+    for (let i = 0; i < 80; i++)
+      reasons.push(await rejected(ts, await token({ iss: `did:plc:random${i}` })));
+    expect(looked.length).toBeGreaterThanOrEqual(50);
+    expect(looked.length).toBeLessThan(60);
+    expect(reasons.filter((r) => r.includes('too many unknown issuers')).length).toBe(81 - looked.length);
+    // Alice's key is cached: her tokens still pass while the bucket is empty.
+    expect(await ts.verify(`Bearer ${await token()}`, METHOD)).toEqual({ did: ALICE });
+  });
+
   it('turns a flood of forged tokens from a known issuer into at most one lookup', async () => {
     const ts = auth();
     const fromWeb = () => createServiceJwt({ iss: webDid, aud: AUD, lxm: METHOD, keypair: webKey });

@@ -8,7 +8,8 @@
  * (signature.ts); this file adds the claims stock leaves out and the key cache: a day on
  * success, two minutes on failure, and a forced refresh on a signature mismatch (the issuer may
  * have rotated its key), at most one per issuer per 30 s so a flood of forged tokens cannot
- * turn into a flood of DID lookups.
+ * turn into a flood of DID lookups; lookups of issuers not cached are bounded too (a burst of
+ * 50, then 10 a second), so tokens naming random DIDs cannot either.
  */
 import { verifyJwt } from '@atproto/xrpc-server';
 import { XrpcError } from '../errors.ts';
@@ -21,6 +22,9 @@ const LEEWAY_S = 30;
 const HIT_MS = 24 * 60 * 60 * 1000;
 const MISS_MS = 2 * 60 * 1000;
 const FORCED_REFRESH_MS = 30 * 1000;
+/** Lookups of issuers not in the cache: a burst of this many, then this many a second. */
+const LOOKUP_BURST = 50;
+const LOOKUPS_PER_S = 10;
 const MAX_CACHED = 10_000;
 
 export interface ServiceAuthOptions {
@@ -51,6 +55,8 @@ export class ServiceAuth {
   private readonly cache = new Map<string, CachedKey>();
   private readonly inflight = new Map<string, Promise<string>>();
   private readonly o: ServiceAuthOptions;
+  private lookupTokens = LOOKUP_BURST;
+  private lookupsAt = Date.now();
 
   constructor(o: ServiceAuthOptions) {
     this.o = o;
@@ -110,6 +116,8 @@ export class ServiceAuth {
     if (refresh && hit?.key && hit.forcedAt !== undefined && now - hit.forcedAt < FORCED_REFRESH_MS)
       return hit.key;
     let pending = this.inflight.get(did);
+    if (!pending && !hit?.key && !this.takeLookup(now))
+      throw new Error('too many unknown issuers to look up right now; try again in a few seconds');
     if (!pending) {
       pending = (this.o.resolveKey ?? ((d) => resolveSigningKey(d, this.o.identity)))(did);
       this.inflight.set(did, pending);
@@ -125,6 +133,22 @@ export class ServiceAuth {
       this.o.log.debug({ did, err: message }, 'service-auth issuer did not resolve');
       throw new Error(`issuer ${did} did not resolve: ${message}`);
     }
+  }
+
+  /**
+   * A token from the bucket that bounds lookups of issuers never seen (or whose lookup failed):
+   * forged tokens naming random DIDs must not become a flood of directory requests. Issuers
+   * already cached, and their key refreshes, do not draw from it.
+   */
+  private takeLookup(now: number): boolean {
+    this.lookupTokens = Math.min(
+      LOOKUP_BURST,
+      this.lookupTokens + ((now - this.lookupsAt) / 1000) * LOOKUPS_PER_S,
+    );
+    this.lookupsAt = now;
+    if (this.lookupTokens < 1) return false;
+    this.lookupTokens -= 1;
+    return true;
   }
 
   private remember(did: string, entry: CachedKey): void {
