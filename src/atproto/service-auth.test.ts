@@ -146,8 +146,7 @@ describe('service auth', () => {
     });
     await ts.verify(`Bearer ${await token()}`, METHOD);
     const reasons: string[] = [];
-    for (let i = 0; i < 80; i++)
-      reasons.push(await rejected(ts, await token({ iss: `did:plc:random${i}` })));
+    for (let i = 0; i < 80; i++) reasons.push(await rejected(ts, await token({ iss: `did:plc:random${i}` })));
     expect(looked.length).toBeGreaterThanOrEqual(50);
     expect(looked.length).toBeLessThan(60);
     expect(reasons.filter((r) => r.includes('too many unknown issuers')).length).toBe(81 - looked.length);

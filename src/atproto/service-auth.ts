@@ -9,7 +9,8 @@
  * success, two minutes on failure, and a forced refresh on a signature mismatch (the issuer may
  * have rotated its key), at most one per issuer per 30 s so a flood of forged tokens cannot
  * turn into a flood of DID lookups; lookups of issuers not cached are bounded too (a burst of
- * 50, then 10 a second), so tokens naming random DIDs cannot either.
+ * 50, then 10 a second), so tokens naming random DIDs cannot either, and at most
+ * four run at once.
  */
 import { verifyJwt } from '@atproto/xrpc-server';
 import { XrpcError } from '../errors.ts';
@@ -25,6 +26,8 @@ const FORCED_REFRESH_MS = 30 * 1000;
 /** Lookups of issuers not in the cache: a burst of this many, then this many a second. */
 const LOOKUP_BURST = 50;
 const LOOKUPS_PER_S = 10;
+/** Lookups running at once; more wait their turn (keep-alive connections, no spikes of work). */
+const LOOKUPS_IN_FLIGHT = 4;
 const MAX_CACHED = 10_000;
 
 export interface ServiceAuthOptions {
@@ -56,6 +59,8 @@ export class ServiceAuth {
   private readonly inflight = new Map<string, Promise<string>>();
   private readonly o: ServiceAuthOptions;
   private lookupTokens = LOOKUP_BURST;
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
   private lookupsAt = Date.now();
 
   constructor(o: ServiceAuthOptions) {
@@ -119,7 +124,9 @@ export class ServiceAuth {
     if (!pending && !hit?.key && !this.takeLookup(now))
       throw new Error('too many unknown issuers to look up right now; try again in a few seconds');
     if (!pending) {
-      pending = (this.o.resolveKey ?? ((d) => resolveSigningKey(d, this.o.identity)))(did);
+      pending = this.limited(() =>
+        (this.o.resolveKey ?? ((d) => resolveSigningKey(d, this.o.identity)))(did),
+      );
       this.inflight.set(did, pending);
       pending.finally(() => this.inflight.delete(did)).catch(() => {});
     }
@@ -132,6 +139,18 @@ export class ServiceAuth {
       this.remember(did, { error: message, until: Date.now() + MISS_MS });
       this.o.log.debug({ did, err: message }, 'service-auth issuer did not resolve');
       throw new Error(`issuer ${did} did not resolve: ${message}`);
+    }
+  }
+
+  /** Runs `fn` once fewer than LOOKUPS_IN_FLIGHT lookups are running. */
+  private async limited<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= LOOKUPS_IN_FLIGHT) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await fn();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
     }
   }
 
