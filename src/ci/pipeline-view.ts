@@ -5,6 +5,7 @@
  * status (`pending` before any) with when it started and finished.
  */
 import type { WorkflowTimes } from '../db/pipeline-store.ts';
+import type { PipelineRecord } from '../pipelines/starter.ts';
 
 export interface CiWorkflow {
   id: string;
@@ -25,23 +26,14 @@ export interface CiPipeline {
   workflows: CiWorkflow[];
 }
 
+type Trigger = PipelineRecord['triggerMetadata'];
+
+/** A stored trigger, read leniently: records a knot sent may lack any of these fields. */
 interface TriggerMetadata {
   kind?: string;
-  push?: { ref?: string; newSha?: string; oldSha?: string };
-  pullRequest?: {
-    sourceBranch?: string;
-    targetBranch?: string;
-    sourceSha?: string;
-    action?: string;
-    sourceRepo?: string;
-    pull?: string;
-  };
-  manual?: {
-    sha?: string;
-    ref?: string;
-    sourceRepo?: string;
-    inputs?: Array<{ key: string; value: string }>;
-  };
+  push?: Partial<NonNullable<Trigger['push']>>;
+  pullRequest?: Partial<NonNullable<Trigger['pullRequest']>>;
+  manual?: Trigger['manual'];
 }
 
 export function seconds(unix: number): string {
