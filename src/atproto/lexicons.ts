@@ -45,19 +45,19 @@ export class RecordValidator {
     }
     return record as T & { $type: string };
   }
-}
 
-/**
- * Checks an XRPC procedure's JSON body against its lexicon's input schema; the error names the
- * first field at fault (400 `InvalidRequest` at the HTTP boundary).
- */
-export function validateInput<T>(lexicons: Lexicons, nsid: string, body: unknown): T {
-  try {
-    lexicons.assertValidXrpcInput(nsid, body);
-  } catch (err) {
-    throw new InvalidRequestError(`invalid ${nsid} input: ${(err as Error).message}`);
+  /**
+   * Checks an XRPC procedure's JSON body against its lexicon's input schema; the error names the
+   * first field at fault (400 `InvalidRequest` at the HTTP boundary).
+   */
+  validateInput<T>(nsid: string, body: unknown): T {
+    try {
+      this.lexicons.assertValidXrpcInput(nsid, body);
+    } catch (err) {
+      throw new InvalidRequestError(`invalid ${nsid} input: ${(err as Error).message}`);
+    }
+    return body as T;
   }
-  return body as T;
 }
 
 function withType(nsid: string, value: unknown): Record<string, unknown> {

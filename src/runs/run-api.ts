@@ -12,7 +12,6 @@
  */
 import type { Hono } from 'hono';
 import type { RecordValidator } from '../atproto/lexicons.ts';
-import { validateInput } from '../atproto/lexicons.ts';
 import type { ServiceAuth } from '../atproto/service-auth.ts';
 import type { PipelineRow, PipelineStore } from '../db/pipeline-store.ts';
 import type { RepoRow, RepoStore } from '../db/repo-store.ts';
@@ -120,7 +119,7 @@ export class RunApi {
   }
 
   private input<T>(nsid: string, body: unknown): T {
-    return validateInput<T>(this.d.validator.lexicons, nsid, body);
+    return this.d.validator.validateInput<T>(nsid, body);
   }
 
   private repoByDid(did: string): RepoRow {
