@@ -136,8 +136,8 @@ export class Dispatcher {
    * Carries out a requested cancel: the runner is asked to stop the build (a build not started
    * yet never is), then the workflow ends `cancelled`. A runner that cannot be reached is asked
    * again by the queue's retries; after the last attempt the workflow ends cancelled anyway and
-   * the error says the build may still run. A build that finished before the cancel reached it
-   * keeps its real outcome.
+   * an error is logged saying the build may still run. A build that finished before the cancel
+   * reached it keeps its real outcome.
    */
   private async cancel(row: WorkflowRow, runner: BuildRunner, delivery: Delivery): Promise<void> {
     const log = this.d.log.child({ knot: row.knot, rkey: row.rkey, name: row.name });
