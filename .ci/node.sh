@@ -2,11 +2,11 @@
 #
 # If the node on PATH is already 22.19 or newer it is used as is. Otherwise the official
 # Node 22 build that the npm registry ships as the package node-linux-<arch>@22 is installed
-# into a cache directory (BOBBIN_NODE_CACHE, default ~/.cache/bobbin-node22) and put first on
+# into a cache directory (TREADLE_NODE_CACHE, default ~/.cache/treadle-node22) and put first on
 # PATH. npm_config_nodedir points node-gyp at that build's headers so native addons
 # (better-sqlite3) compile for the right ABI without downloading anything else.
-_bobbin_node_setup() {
-  local cache="${BOBBIN_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bobbin-node22}"
+_treadle_node_setup() {
+  local cache="${TREADLE_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/treadle-node22}"
   local arch pkg major minor
   major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
   minor=$(node -p 'process.versions.node.split(".")[1]' 2>/dev/null || echo 0)
@@ -31,5 +31,5 @@ _bobbin_node_setup() {
   export npm_config_nodedir="$cache/node_modules/$pkg"
   hash -r 2>/dev/null
 }
-_bobbin_node_setup
-unset -f _bobbin_node_setup
+_treadle_node_setup
+unset -f _treadle_node_setup

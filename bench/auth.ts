@@ -2,7 +2,7 @@
  * Service-auth benchmark (issue 7), each figure beside a baseline measured in the same run:
  *  (a) verification of a token from an issuer whose key is cached: `ServiceAuth.verify` per
  *      call, ES256K and ES256 (target p99 ≤ 1 ms); baselines: the bare OpenSSL signature check
- *      bobbin uses, and `@atproto/crypto`'s pure-JS check that `verifyJwt` uses by default;
+ *      treadle uses, and `@atproto/crypto`'s pure-JS check that `verifyJwt` uses by default;
  *  (b) `/events` delivery (write → received, 50 clients, 500 status events/s for 4 s) without,
  *      then during, a burst of 1,000 requests with bad tokens sent from another thread:
  *      garbage, expired, forged signatures of a known issuer, and issuers that do not resolve.
@@ -74,7 +74,7 @@ async function cachedVerify(kp: Keypair): Promise<Record<string, Timing>> {
   for (const t of tokens.slice(0, 100)) await auth.verify(`Bearer ${t}`, METHOD);
   const key = kp.did();
   return {
-    'bobbin ServiceAuth.verify': await timeEach(tokens, (t) => auth.verify(`Bearer ${t}`, METHOD)),
+    'treadle ServiceAuth.verify': await timeEach(tokens, (t) => auth.verify(`Bearer ${t}`, METHOD)),
     'baseline: OpenSSL signature only': await timeEach(tokens, (t) =>
       verifyJwtSignature(key, ...signatureParts(t), kp.jwtAlg),
     ),
@@ -179,12 +179,12 @@ async function eventsUnderBurst(): Promise<{
   loud: Timing;
   burst: BurstResult;
 }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bobbin-bench-auth-'));
+  const dir = mkdtempSync(join(tmpdir(), 'treadle-bench-auth-'));
   const plc = await plcWorker();
   const bare = await bareRejecter();
   try {
-    const e = env(dir, { BOBBIN_PLC_URL: plc.url, BOBBIN_HOSTNAME: HOST });
-    seed(e.BOBBIN_DB!, ['knot.example.com'], 0);
+    const e = env(dir, { TREADLE_PLC_URL: plc.url, TREADLE_HOSTNAME: HOST });
+    seed(e.TREADLE_DB!, ['knot.example.com'], 0);
     const service = Service.create(loadConfig(e).config, createLogger('silent'));
     await service.start();
     const tokens = await badTokens(plc.publish);
@@ -254,12 +254,12 @@ export async function authBench(): Promise<void> {
         fmt(b.elsewhere.max, 2),
       ],
       [
-        'baseline: same burst to a bobbin route without auth (405)',
+        'baseline: same burst to a treadle route without auth (405)',
         fmt(b.trivial.p50, 2),
         fmt(b.trivial.p99, 2),
         fmt(b.trivial.max, 2),
       ],
-      ['bad tokens to bobbin (403)', fmt(b.loud.p50, 2), fmt(b.loud.p99, 2), fmt(b.loud.max, 2)],
+      ['bad tokens to treadle (403)', fmt(b.loud.p50, 2), fmt(b.loud.p99, 2), fmt(b.loud.max, 2)],
     ],
   );
   const answered = Object.entries(b.burst.statuses)

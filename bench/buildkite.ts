@@ -14,6 +14,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { FakeBuildkite } from '../fakes/buildkite.ts';
+import { FakeKnot } from '../fakes/knot.ts';
 import { LogLineSplitter } from '../providers/buildkite/log-parse.ts';
 import { loadConfig } from '../src/config.ts';
 import { CursorStore } from '../src/db/cursor-store.ts';
@@ -22,8 +24,6 @@ import { migrate } from '../src/db/migrate.ts';
 import { RepoStore } from '../src/db/repo-store.ts';
 import { createLogger } from '../src/logger.ts';
 import { Service } from '../src/service.ts';
-import { FakeBuildkite } from '../test/fakes/buildkite.ts';
-import { FakeKnot } from '../test/fakes/knot.ts';
 import { pipelineRecord } from '../test/support/stack.ts';
 import { env, OWNER } from './spindle.ts';
 import { fmt, percentile, printTable } from './stats.ts';
@@ -37,7 +37,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const nowMs = () => performance.timeOrigin + performance.now();
 
 const WORKFLOW = (pipeline: string) =>
-  `engine: nixery\nsteps:\n  - name: t\n    command: make\nbobbin:\n  buildkite:\n    pipeline: ${pipeline}\n`;
+  `engine: nixery\nsteps:\n  - name: t\n    command: make\ntreadle:\n  buildkite:\n    pipeline: ${pipeline}\n`;
 
 interface Rig {
   bk: FakeBuildkite;
@@ -48,19 +48,19 @@ interface Rig {
 }
 
 async function rig(extra: Record<string, string>): Promise<Rig> {
-  const dir = mkdtempSync(join(tmpdir(), 'bobbin-bench-bk-'));
+  const dir = mkdtempSync(join(tmpdir(), 'treadle-bench-bk-'));
   const bk = await FakeBuildkite.start({ orgLimit: 100_000, userLimit: 100_000 });
   const knot = await FakeKnot.start();
   const e = env(dir, {
-    BOBBIN_BUILDKITE_TOKEN: bk.token,
-    BOBBIN_BUILDKITE_ORG: 'acme',
-    BOBBIN_BUILDKITE_API_URL: bk.apiUrl,
-    BOBBIN_BUILDKITE_WEBHOOK_SECRET: SECRET,
-    BOBBIN_BUILDKITE_RATE_LIMIT: '100000',
-    BOBBIN_QUEUE_CONCURRENCY: '64',
+    TREADLE_BUILDKITE_TOKEN: bk.token,
+    TREADLE_BUILDKITE_ORG: 'acme',
+    TREADLE_BUILDKITE_API_URL: bk.apiUrl,
+    TREADLE_BUILDKITE_WEBHOOK_SECRET: SECRET,
+    TREADLE_BUILDKITE_RATE_LIMIT: '100000',
+    TREADLE_QUEUE_CONCURRENCY: '64',
     ...extra,
   });
-  const db = openDatabase(e.BOBBIN_DB!);
+  const db = openDatabase(e.TREADLE_DB!);
   migrate(db);
   new RepoStore(db, OWNER).putRepo({
     owner: OWNER,
@@ -110,7 +110,7 @@ async function drained(r: Rig, runs: number): Promise<void> {
 
 async function apiCalls(webhooks: boolean): Promise<{ perRun: number; durationS: number; pollS: number }> {
   const pollS = 2;
-  const r = await rig({ BOBBIN_BUILDKITE_POLL_INTERVAL: `${pollS}s` });
+  const r = await rig({ TREADLE_BUILDKITE_POLL_INTERVAL: `${pollS}s` });
   const runMs = 1500;
   r.bk.script('calls', { startAfterMs: 50, runMs, jobs: [{ name: 'j', command: 'make', lines: 50 }] });
   if (!webhooks) r.bk.dropRate = 1;
@@ -122,7 +122,7 @@ async function apiCalls(webhooks: boolean): Promise<{ perRun: number; durationS:
   return { perRun, durationS: (runMs + 50) / 1000, pollS };
 }
 
-async function dispatchLatency(): Promise<{ bobbin: number[]; direct: number[] }> {
+async function dispatchLatency(): Promise<{ treadle: number[]; direct: number[] }> {
   const r = await rig({});
   r.bk.script('fast', { startAfterMs: 10, runMs: 50, jobs: [{ name: 'j', command: 'true', lines: 1 }] });
   const emitted = new Map<string, number>();
@@ -133,8 +133,8 @@ async function dispatchLatency(): Promise<{ bobbin: number[]; direct: number[] }
     emitted.set(emit(r, 'fast'), nowMs());
   }
   while (r.bk.builds.length < DISPATCHED) await sleep(20);
-  const bobbin = r.bk.builds.map((b) => {
-    const rkey = (b.body.meta_data as Record<string, string>)['bobbin:rkey']!;
+  const treadle = r.bk.builds.map((b) => {
+    const rkey = (b.body.meta_data as Record<string, string>)['treadle:rkey']!;
     return b.createdAt - emitted.get(rkey)!;
   });
   const direct: number[] = [];
@@ -149,10 +149,10 @@ async function dispatchLatency(): Promise<{ bobbin: number[]; direct: number[] }
     direct.push(r.bk.builds.at(-1)!.createdAt - t0);
   }
   await r.close();
-  return { bobbin, direct };
+  return { treadle, direct };
 }
 
-async function logThroughput(): Promise<{ bobbin: number; parse: number }> {
+async function logThroughput(): Promise<{ treadle: number; parse: number }> {
   const r = await rig({});
   r.bk.script('big', {
     startAfterMs: 10,
@@ -177,7 +177,7 @@ async function logThroughput(): Promise<{ bobbin: number; parse: number }> {
   });
   await reader.terminate();
   await r.close();
-  return { bobbin: lines / seconds, parse };
+  return { treadle: lines / seconds, parse };
 }
 
 export async function buildkiteBench(): Promise<void> {
@@ -209,7 +209,7 @@ async function dispatchPart(): Promise<void> {
   printTable(
     [`(b) knot frame → create received, ${RATE}/s`, 'n', 'p50 ms', 'p99 ms'],
     [
-      ['bobbin', d.bobbin.length, fmt(percentile(d.bobbin, 50), 1), fmt(percentile(d.bobbin, 99), 1)],
+      ['treadle', d.treadle.length, fmt(percentile(d.treadle, 50), 1), fmt(percentile(d.treadle, 99), 1)],
       [
         'baseline: create sent directly',
         d.direct.length,
@@ -225,7 +225,7 @@ async function logsPart(): Promise<void> {
   printTable(
     [`(c) ${LOG_LINES.toLocaleString('en')}-line job log`, 'lines/s'],
     [
-      ['into one /logs client', fmt(l.bobbin, 0)],
+      ['into one /logs client', fmt(l.treadle, 0)],
       ['baseline: split + parse in process', fmt(l.parse, 0)],
     ],
   );

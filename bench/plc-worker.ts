@@ -4,7 +4,7 @@
  * `{did, didKey}` publishes that DID's signing key and is answered with `{ok: true}`.
  */
 import { parentPort } from 'node:worker_threads';
-import { FakePds } from '../test/fakes/pds.ts';
+import { FakePds } from '../fakes/pds.ts';
 
 const pds = await FakePds.start();
 parentPort!.on('message', (m: { did: string; didKey: string } | 'close') => {

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
+import { FakeKnot } from '../fakes/knot.ts';
 import type { BuildRequest, BuildRunner } from '../providers/runner.ts';
 import { StubRunner } from '../providers/stub/stub-runner.ts';
 import { loadConfig } from '../src/config.ts';
@@ -25,12 +26,11 @@ import { RepoStore } from '../src/db/repo-store.ts';
 import { RunKeyStore } from '../src/db/run-key-store.ts';
 import { createLogger } from '../src/logger.ts';
 import { Service } from '../src/service.ts';
-import { FakeKnot } from '../test/fakes/knot.ts';
 import { env, OWNER } from './spindle.ts';
 import { fmt, percentile, printTable } from './stats.ts';
 
 const CI =
-  'engine: nixery\nsteps:\n  - name: test\n    command: make test\nbobbin:\n  stub:\n    duration: 0s\n';
+  'engine: nixery\nsteps:\n  - name: test\n    command: make test\ntreadle:\n  stub:\n    duration: 0s\n';
 const WARM = 40;
 const COLD = 10;
 const PIPELINES = 100_000;
@@ -59,11 +59,11 @@ function row(label: string, sample: number[]): Array<string | number> {
 // ---------------------------------------------------------------------------------------- (a)
 
 async function pushLatency(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'bobbin-bench-2026-'));
+  const dir = mkdtempSync(join(tmpdir(), 'treadle-bench-2026-'));
   const knot = await FakeKnot.start();
   const repos = Array.from({ length: COLD + 1 }, (_, i) => `did:plc:benchrepo${i}`);
   const e = env(dir);
-  const db = openDatabase(e.BOBBIN_DB!);
+  const db = openDatabase(e.TREADLE_DB!);
   migrate(db);
   const store = new RepoStore(db, OWNER);
   repos.forEach((repoDid, i) => {
@@ -144,8 +144,8 @@ async function pushLatency(): Promise<void> {
   printTable(
     ['', 'n', 'p50', 'p99'],
     [
-      row('bobbin, warm cache', warm),
-      row('bobbin, cold (first push of a repo)', cold),
+      row('treadle, warm cache', warm),
+      row('treadle, cold (first push of a repo)', cold),
       row('baseline: bare depth-1 fetch + cat-file', bare),
     ],
   );
@@ -154,9 +154,9 @@ async function pushLatency(): Promise<void> {
 // ---------------------------------------------------------------------------------------- (b)
 
 async function queryLatency(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'bobbin-bench-2026-'));
+  const dir = mkdtempSync(join(tmpdir(), 'treadle-bench-2026-'));
   const e = env(dir);
-  const db = openDatabase(e.BOBBIN_DB!);
+  const db = openDatabase(e.TREADLE_DB!);
   migrate(db);
   const repoDid = 'did:plc:bigrepo';
   new RepoStore(db, OWNER).putRepo({ owner: OWNER, rkey: 'big', name: 'big', knot: 'knot.bench', repoDid });

@@ -26,7 +26,7 @@ const PAYLOAD = {
 };
 
 export async function queueBench(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'bobbin-bench-'));
+  const dir = mkdtempSync(join(tmpdir(), 'treadle-bench-'));
   try {
     const single = [publishSingle(dir), bareSingle(dir)];
     const batched = [publishBatched(dir), bareBatched(dir)];
@@ -34,7 +34,7 @@ export async function queueBench(): Promise<void> {
       `publish throughput (msg/s; ${fmt(SINGLE_N)} single publishes, ${fmt(BATCH_N)} in batches of ${BATCH_SIZE})`,
     );
     printTable(
-      ['', 'bobbin queue', 'bare INSERT', 'ratio'],
+      ['', 'treadle queue', 'bare INSERT', 'ratio'],
       [
         ['single', fmt(single[0]!), fmt(single[1]!), `${fmt((100 * single[0]!) / single[1]!)}%`],
         ['batched', fmt(batched[0]!), fmt(batched[1]!), `${fmt((100 * batched[0]!) / batched[1]!)}%`],

@@ -7,7 +7,7 @@
  *      throughput of a burst, as a ratio to a bare `ws` broadcast server fed the same frames;
  *  (c) backfill of 1,000,000 stored events to one client, events/s, as a ratio to a bare
  *      SQLite scan + send over `ws`;
- *  (d) RSS of `bobbin serve` with 10,000 repos on 500 connected knots, beside a bare process
+ *  (d) RSS of `treadle serve` with 10,000 repos on 500 connected knots, beside a bare process
  *      holding the same 500 ws connections.
  */
 import { spawn } from 'node:child_process';
@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { WebSocket, WebSocketServer } from 'ws';
+import { FakeKnot } from '../fakes/knot.ts';
 import type { BuildRequest, BuildRunner } from '../providers/runner.ts';
 import { StubRunner } from '../providers/stub/stub-runner.ts';
 import { loadConfig } from '../src/config.ts';
@@ -28,7 +29,6 @@ import { RepoStore } from '../src/db/repo-store.ts';
 import { sortedJson } from '../src/events/event-log.ts';
 import { createLogger } from '../src/logger.ts';
 import { Service } from '../src/service.ts';
-import { FakeKnot } from '../test/fakes/knot.ts';
 import { fmt, percentile, printTable } from './stats.ts';
 
 export const OWNER = 'did:plc:benchowner';
@@ -45,14 +45,14 @@ function sleep(ms: number): Promise<void> {
 
 export function env(dir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    BOBBIN_HOSTNAME: HOST,
-    BOBBIN_OWNER: OWNER,
-    BOBBIN_LISTEN: '127.0.0.1:0',
-    BOBBIN_DB: join(dir, 'bobbin.db'),
-    BOBBIN_JETSTREAM_URL: 'ws://127.0.0.1:9/subscribe',
-    BOBBIN_PLC_URL: 'http://127.0.0.1:9',
-    BOBBIN_DEV: '1',
-    BOBBIN_ENGINES: 'nixery=stub',
+    TREADLE_HOSTNAME: HOST,
+    TREADLE_OWNER: OWNER,
+    TREADLE_LISTEN: '127.0.0.1:0',
+    TREADLE_DB: join(dir, 'treadle.db'),
+    TREADLE_JETSTREAM_URL: 'ws://127.0.0.1:9/subscribe',
+    TREADLE_PLC_URL: 'http://127.0.0.1:9',
+    TREADLE_DEV: '1',
+    TREADLE_ENGINES: 'nixery=stub',
     ...extra,
   };
 }
@@ -78,7 +78,7 @@ export function seed(file: string, knots: string[], repos: number): void {
 }
 
 const RAW =
-  'engine: nixery\nsteps:\n  - name: test\n    command: echo hi\nbobbin:\n  stub:\n    duration: 0s\n';
+  'engine: nixery\nsteps:\n  - name: test\n    command: echo hi\ntreadle:\n  stub:\n    duration: 0s\n';
 
 function pipeline(knot: string, i: number): Record<string, unknown> {
   return {
@@ -102,17 +102,17 @@ function pipeline(knot: string, i: number): Record<string, unknown> {
 const A_RATE = 50;
 const A_SECONDS = 10;
 
-async function intakeLatency(dir: string): Promise<{ bobbin: number[]; bare: number[] }> {
+async function intakeLatency(dir: string): Promise<{ treadle: number[]; bare: number[] }> {
   const knot = await FakeKnot.start();
   const emitted = new Map<string, number>();
-  const bobbin: number[] = [];
+  const treadle: number[] = [];
   const stub = new StubRunner();
   const timed: BuildRunner = {
     name: 'stub',
     pushesProgress: false,
     trigger: (req: BuildRequest) => {
       const rkey = req.id.split('/')[1]!;
-      bobbin.push(nowMs() - emitted.get(rkey)!);
+      treadle.push(nowMs() - emitted.get(rkey)!);
       return stub.trigger(req);
     },
     status: (id) => stub.status(id),
@@ -120,7 +120,7 @@ async function intakeLatency(dir: string): Promise<{ bobbin: number[]; bare: num
     logs: (id, signal) => stub.logs(id, signal),
   };
   const e = env(dir);
-  seed(e.BOBBIN_DB!, [knot.host], 1);
+  seed(e.TREADLE_DB!, [knot.host], 1);
   const service = Service.create(loadConfig(e).config, createLogger('silent'), () => {}, {
     runners: new Map([['stub', timed]]),
   });
@@ -133,7 +133,7 @@ async function intakeLatency(dir: string): Promise<{ bobbin: number[]; bare: num
     knot.emit('sh.tangled.pipeline', rkey, pipeline(knot.host, i));
     await sleep(1000 / A_RATE);
   }
-  while (bobbin.length < total * 3) await sleep(20);
+  while (treadle.length < total * 3) await sleep(20);
   await service.stop();
 
   // Baseline: the same frames, read by a bare client that parses them and calls trigger().
@@ -164,7 +164,7 @@ async function intakeLatency(dir: string): Promise<{ bobbin: number[]; bare: num
   while (bare.length < total * 3) await sleep(20);
   ws.close();
   await knot.close();
-  return { bobbin, bare };
+  return { treadle, bare };
 }
 
 // ---------------------------------------------------------------------------------------- (b)
@@ -265,12 +265,12 @@ async function fanOut(
   dir: string,
 ): Promise<{ live: number[][]; bareLive: number[][]; burst: number; bareBurst: number }> {
   const e = env(dir);
-  seed(e.BOBBIN_DB!, ['knot.example.com'], 0);
+  seed(e.TREADLE_DB!, ['knot.example.com'], 0);
   const service = Service.create(loadConfig(e).config, createLogger('silent'));
   await service.start();
   const events = service.ctx.events;
   let n = 0;
-  const bobbin = await measureFanOut(`ws://127.0.0.1:${service.port}/events`, (_i, dueAt) => {
+  const treadle = await measureFanOut(`ws://127.0.0.1:${service.port}/events`, (_i, dueAt) => {
     events.append('sh.tangled.pipeline.status', `3kb${String(n).padStart(10, '0')}`, statusRecord(n, dueAt));
     n++;
   });
@@ -289,17 +289,17 @@ async function fanOut(
   });
   wss.close();
   server.close();
-  return { live: bobbin.live, bareLive: bare.live, burst: bobbin.burst, bareBurst: bare.burst };
+  return { live: treadle.live, bareLive: bare.live, burst: treadle.burst, bareBurst: bare.burst };
 }
 
 // ---------------------------------------------------------------------------------------- (c)
 
 const C_EVENTS = 1_000_000;
 
-async function backfill(dir: string): Promise<{ bobbin: number; bare: number }> {
+async function backfill(dir: string): Promise<{ treadle: number; bare: number }> {
   const e = env(dir);
-  seed(e.BOBBIN_DB!, ['knot.example.com'], 0);
-  const db = openDatabase(e.BOBBIN_DB!);
+  seed(e.TREADLE_DB!, ['knot.example.com'], 0);
+  const db = openDatabase(e.TREADLE_DB!);
   const insert = db.prepare('INSERT INTO events (created, nsid, rkey, event) VALUES (?, ?, ?, ?)');
   const base = BigInt(Date.now() - 86_400_000) * 1_000_000n;
   const record = sortedJson({ ...statusRecord(0), t: undefined });
@@ -315,11 +315,11 @@ async function backfill(dir: string): Promise<{ bobbin: number; bare: number }> 
   const t0 = nowMs();
   await c.ready;
   const r = await c.done;
-  const bobbin = C_EVENTS / ((r.lastAt - t0) / 1000);
+  const treadle = C_EVENTS / ((r.lastAt - t0) / 1000);
   await service.stop();
 
   // Baseline: scan the same table in created order and send each row as a frame.
-  const bareDb = openDatabase(e.BOBBIN_DB!);
+  const bareDb = openDatabase(e.TREADLE_DB!);
   const scan = bareDb
     .prepare('SELECT created, nsid, rkey, event FROM events ORDER BY created')
     .safeIntegers(true);
@@ -345,7 +345,7 @@ async function backfill(dir: string): Promise<{ bobbin: number; bare: number }> 
   wss.close();
   server.close();
   bareDb.close();
-  return { bobbin, bare };
+  return { treadle, bare };
 }
 
 // ---------------------------------------------------------------------------------------- (d)
@@ -359,9 +359,9 @@ function rssOf(pid: number): number {
 }
 
 async function daemonRss(dir: string, hosts: string[], knots: FakeKnot[], flags: string[]): Promise<number> {
-  const e = env(dir, { BOBBIN_LOG_LEVEL: 'warn' });
-  seed(e.BOBBIN_DB!, hosts, D_REPOS);
-  const child = spawn(process.execPath, [...flags, new URL('bin/bobbin.js', ROOT).pathname, 'serve'], {
+  const e = env(dir, { TREADLE_LOG_LEVEL: 'warn' });
+  seed(e.TREADLE_DB!, hosts, D_REPOS);
+  const child = spawn(process.execPath, [...flags, new URL('bin/treadle.js', ROOT).pathname, 'serve'], {
     env: { ...process.env, ...e },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -403,7 +403,7 @@ export async function spindleBench(): Promise<void> {
   const only = (process.env.BENCH_PARTS ?? 'abcd').split('');
   const dirs: string[] = [];
   const fresh = () => {
-    const d = mkdtempSync(join(tmpdir(), 'bobbin-bench-'));
+    const d = mkdtempSync(join(tmpdir(), 'treadle-bench-'));
     dirs.push(d);
     return d;
   };
@@ -417,11 +417,11 @@ export async function spindleBench(): Promise<void> {
         ['', 'p50', 'p99', 'max', 'n'],
         [
           [
-            'bobbin',
-            fmt(percentile(a.bobbin, 50), 2),
-            fmt(percentile(a.bobbin, 99), 2),
-            fmt(Math.max(...a.bobbin), 2),
-            a.bobbin.length,
+            'treadle',
+            fmt(percentile(a.treadle, 50), 2),
+            fmt(percentile(a.treadle, 99), 2),
+            fmt(Math.max(...a.treadle), 2),
+            a.treadle.length,
           ],
           [
             'bare parse + trigger',
@@ -442,7 +442,7 @@ export async function spindleBench(): Promise<void> {
         ['', ...B_RATES.flatMap((r) => [`p50 @${r}/s`, `p99 @${r}/s`]), 'burst events/s', 'burst frames/s'],
         [
           [
-            'bobbin /events',
+            'treadle /events',
             ...b.live.flatMap((l) => [fmt(percentile(l, 50), 2), fmt(percentile(l, 99), 2)]),
             fmt(b.burst),
             fmt(b.burst * B_CLIENTS),
@@ -455,7 +455,7 @@ export async function spindleBench(): Promise<void> {
           ],
         ],
       );
-      console.log(`throughput ratio bobbin / bare: ${fmt(b.burst / b.bareBurst, 2)}`);
+      console.log(`throughput ratio treadle / bare: ${fmt(b.burst / b.bareBurst, 2)}`);
     }
     if (only.includes('c')) {
       const c = await backfill(fresh());
@@ -463,11 +463,11 @@ export async function spindleBench(): Promise<void> {
       printTable(
         ['', 'events/s'],
         [
-          ['bobbin /events?cursor=-1', fmt(c.bobbin)],
+          ['treadle /events?cursor=-1', fmt(c.treadle)],
           ['bare SQLite scan + send', fmt(c.bare)],
         ],
       );
-      console.log(`ratio bobbin / bare: ${fmt(c.bobbin / c.bare, 2)}`);
+      console.log(`ratio treadle / bare: ${fmt(c.treadle / c.bare, 2)}`);
     }
     if (only.includes('d')) {
       const d = await memory(fresh);
@@ -475,8 +475,8 @@ export async function spindleBench(): Promise<void> {
       printTable(
         ['', 'RSS MB'],
         [
-          ['bobbin serve (node defaults)', fmt(d.plain / 2 ** 20, 1)],
-          ['bobbin serve (--max-semi-space-size=2, as npm start)', fmt(d.small / 2 ** 20, 1)],
+          ['treadle serve (node defaults)', fmt(d.plain / 2 ** 20, 1)],
+          ['treadle serve (--max-semi-space-size=2, as npm start)', fmt(d.small / 2 ** 20, 1)],
           [`bare node + ${D_KNOTS} ws clients`, fmt(d.bare / 2 ** 20, 1)],
         ],
       );

@@ -1,5 +1,5 @@
 /**
- * The BuildRunner contract: the CI-facing side of bobbin. A runner takes one workflow run,
+ * The BuildRunner contract: the CI-facing side of treadle. A runner takes one workflow run,
  * reports its state, cancels it and streams its logs in the spindle's LogLine shape.
  */
 
@@ -67,7 +67,7 @@ export interface BuildRequest {
     /** The workflow file's YAML text. */
     raw: string;
     engine: string;
-    /** This runner's options from the workflow's `bobbin:` block (already parsed YAML). */
+    /** This runner's options from the workflow's `treadle:` block (already parsed YAML). */
     options: Record<string, unknown>;
   };
   /** Secrets and variables for the build's environment. */

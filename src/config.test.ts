@@ -6,14 +6,14 @@ import { loadAdminConfig, loadConfig } from './config.ts';
 import { parseDurationMs, parseListen } from './config-values.ts';
 import { ConfigError } from './errors.ts';
 
-const REQUIRED = { BOBBIN_HOSTNAME: 'spindle.example.com', BOBBIN_OWNER: 'did:plc:owner123' };
+const REQUIRED = { TREADLE_HOSTNAME: 'spindle.example.com', TREADLE_OWNER: 'did:plc:owner123' };
 let cleanup = () => {};
 afterEach(() => cleanup());
 
 function configFile(yaml: string): string {
   const t = tempDir();
   cleanup = t.cleanup;
-  const file = join(t.dir, 'bobbin.yaml');
+  const file = join(t.dir, 'treadle.yaml');
   writeFileSync(file, yaml);
   return file;
 }
@@ -35,7 +35,7 @@ describe('loadConfig', () => {
       hostname: 'spindle.example.com',
       owner: 'did:plc:owner123',
       listen: { host: '0.0.0.0', port: 6555 },
-      db: './bobbin.db',
+      db: './treadle.db',
       jetstreamUrl: 'wss://jetstream1.us-west.bsky.network/subscribe',
       plcUrl: 'https://plc.directory',
       dev: false,
@@ -66,30 +66,34 @@ describe('loadConfig', () => {
 
   it('reads the engine map from the environment and from YAML, and rejects a malformed pair', () => {
     expect(
-      loadConfig({ ...REQUIRED, BOBBIN_ENGINES: 'nixery=stub, docker = buildkite' }).config.engines,
+      loadConfig({ ...REQUIRED, TREADLE_ENGINES: 'nixery=stub, docker = buildkite' }).config.engines,
     ).toEqual({
       nixery: 'stub',
       docker: 'buildkite',
     });
-    expect(() => loadConfig({ ...REQUIRED, BOBBIN_ENGINES: 'nixery' })).toThrow(/BOBBIN_ENGINES: expected/);
-    expect(() => loadConfig({ ...REQUIRED, BOBBIN_ENGINES: 'a b=stub' })).toThrow(/BOBBIN_ENGINES/);
+    expect(() => loadConfig({ ...REQUIRED, TREADLE_ENGINES: 'nixery' })).toThrow(/TREADLE_ENGINES: expected/);
+    expect(() => loadConfig({ ...REQUIRED, TREADLE_ENGINES: 'a b=stub' })).toThrow(/TREADLE_ENGINES/);
   });
 
   it('names each missing required variable', () => {
     const message = failure({});
-    expect(message).toMatch(/BOBBIN_HOSTNAME is required/);
-    expect(message).toMatch(/BOBBIN_OWNER is required.*SPINDLE_SERVER_OWNER/);
+    expect(message).toMatch(/TREADLE_HOSTNAME is required/);
+    expect(message).toMatch(/TREADLE_OWNER is required.*SPINDLE_SERVER_OWNER/);
   });
 
   it('names the variable holding a bad value', () => {
-    expect(failure({ ...REQUIRED, BOBBIN_OWNER: 'alice' })).toMatch(/BOBBIN_OWNER: expected a DID.*"alice"/);
-    expect(failure({ ...REQUIRED, BOBBIN_LISTEN: 'nope' })).toMatch(/BOBBIN_LISTEN: expected host:port/);
-    expect(failure({ ...REQUIRED, BOBBIN_DEV: 'maybe' })).toMatch(/BOBBIN_DEV: expected true or false/);
-    expect(failure({ ...REQUIRED, BOBBIN_PLC_URL: 'ftp://x' })).toMatch(/BOBBIN_PLC_URL/);
-    expect(failure({ ...REQUIRED, BOBBIN_QUEUE_MAX_ATTEMPTS: '0' })).toMatch(/BOBBIN_QUEUE_MAX_ATTEMPTS/);
-    expect(failure({ ...REQUIRED, BOBBIN_SHUTDOWN_TIMEOUT: '5 minutes' })).toMatch(/BOBBIN_SHUTDOWN_TIMEOUT/);
-    expect(failure({ ...REQUIRED, SPINDLE_SERVER_HOSTNAME: 'https://x/y', BOBBIN_HOSTNAME: '' })).toMatch(
-      /BOBBIN_HOSTNAME/,
+    expect(failure({ ...REQUIRED, TREADLE_OWNER: 'alice' })).toMatch(
+      /TREADLE_OWNER: expected a DID.*"alice"/,
+    );
+    expect(failure({ ...REQUIRED, TREADLE_LISTEN: 'nope' })).toMatch(/TREADLE_LISTEN: expected host:port/);
+    expect(failure({ ...REQUIRED, TREADLE_DEV: 'maybe' })).toMatch(/TREADLE_DEV: expected true or false/);
+    expect(failure({ ...REQUIRED, TREADLE_PLC_URL: 'ftp://x' })).toMatch(/TREADLE_PLC_URL/);
+    expect(failure({ ...REQUIRED, TREADLE_QUEUE_MAX_ATTEMPTS: '0' })).toMatch(/TREADLE_QUEUE_MAX_ATTEMPTS/);
+    expect(failure({ ...REQUIRED, TREADLE_SHUTDOWN_TIMEOUT: '5 minutes' })).toMatch(
+      /TREADLE_SHUTDOWN_TIMEOUT/,
+    );
+    expect(failure({ ...REQUIRED, SPINDLE_SERVER_HOSTNAME: 'https://x/y', TREADLE_HOSTNAME: '' })).toMatch(
+      /TREADLE_HOSTNAME/,
     );
   });
 
@@ -114,13 +118,13 @@ describe('loadConfig', () => {
     });
   });
 
-  it('prefers the BOBBIN_ name over an alias and warns when they differ', () => {
+  it('prefers the TREADLE_ name over an alias and warns when they differ', () => {
     const { config, warnings } = loadConfig({ ...REQUIRED, SPINDLE_SERVER_HOSTNAME: 'old.example.com' });
     expect(config.hostname).toBe('spindle.example.com');
-    expect(warnings).toEqual(['BOBBIN_HOSTNAME and SPINDLE_SERVER_HOSTNAME differ; using BOBBIN_HOSTNAME']);
+    expect(warnings).toEqual(['TREADLE_HOSTNAME and SPINDLE_SERVER_HOSTNAME differ; using TREADLE_HOSTNAME']);
   });
 
-  it('reads structured settings from the BOBBIN_CONFIG file, under the environment', () => {
+  it('reads structured settings from the TREADLE_CONFIG file, under the environment', () => {
     const file = configFile(`
 hostname: from-file.example.com
 owner: did:plc:fromfile
@@ -129,7 +133,7 @@ queue:
   maxAttempts: 5
   visibilityTimeout: 15m
 `);
-    const { config } = loadConfig({ BOBBIN_CONFIG: file, BOBBIN_HOSTNAME: 'env.example.com' });
+    const { config } = loadConfig({ TREADLE_CONFIG: file, TREADLE_HOSTNAME: 'env.example.com' });
     expect(config.hostname).toBe('env.example.com');
     expect(config.owner).toBe('did:plc:fromfile');
     expect(config.dev).toBe(true);
@@ -140,19 +144,19 @@ queue:
 
   it('rejects unknown keys and bad values in the file, naming the key', () => {
     const file = configFile('queue:\n  maxAttemps: 5\nowner: 12\n');
-    const message = failure({ BOBBIN_CONFIG: file, BOBBIN_HOSTNAME: 'h' });
+    const message = failure({ TREADLE_CONFIG: file, TREADLE_HOSTNAME: 'h' });
     expect(message).toMatch(/unknown key "queue.maxAttemps"/);
     expect(message).toMatch(/key "owner": expected a DID/);
   });
 
   it('reports a file that is not YAML or cannot be read', () => {
-    expect(failure({ ...REQUIRED, BOBBIN_CONFIG: configFile('a: [1, 2') })).toMatch(/is not valid YAML/);
-    expect(failure({ ...REQUIRED, BOBBIN_CONFIG: '/nonexistent/bobbin.yaml' })).toMatch(/cannot be read/);
-    expect(failure({ ...REQUIRED, BOBBIN_CONFIG: configFile('- a\n- b\n') })).toMatch(/must be a mapping/);
+    expect(failure({ ...REQUIRED, TREADLE_CONFIG: configFile('a: [1, 2') })).toMatch(/is not valid YAML/);
+    expect(failure({ ...REQUIRED, TREADLE_CONFIG: '/nonexistent/treadle.yaml' })).toMatch(/cannot be read/);
+    expect(failure({ ...REQUIRED, TREADLE_CONFIG: configFile('- a\n- b\n') })).toMatch(/must be a mapping/);
   });
 
   it('lets administrative commands run without the serve-only identity', () => {
-    expect(loadAdminConfig({ BOBBIN_DB: '/tmp/x.db' }).config.db).toBe('/tmp/x.db');
+    expect(loadAdminConfig({ TREADLE_DB: '/tmp/x.db' }).config.db).toBe('/tmp/x.db');
   });
 });
 

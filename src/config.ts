@@ -1,6 +1,6 @@
 /**
- * Configuration: BOBBIN_* environment variables (stock SPINDLE_SERVER_* names accepted as
- * aliases) over an optional YAML file named by BOBBIN_CONFIG, over defaults. Parsed once, at
+ * Configuration: TREADLE_* environment variables (stock SPINDLE_SERVER_* names accepted as
+ * aliases) over an optional YAML file named by TREADLE_CONFIG, over defaults. Parsed once, at
  * start, into a typed object; a bad or missing value fails with a message naming the variable.
  */
 import { readFileSync } from 'node:fs';
@@ -36,12 +36,12 @@ export interface Setting {
   schema: ZodType;
 }
 
-export const CONFIG_FILE_ENV = 'BOBBIN_CONFIG';
+export const CONFIG_FILE_ENV = 'TREADLE_CONFIG';
 
 export const SETTINGS: readonly Setting[] = [
   {
     key: 'hostname',
-    env: 'BOBBIN_HOSTNAME',
+    env: 'TREADLE_HOSTNAME',
     aliases: ['SPINDLE_SERVER_HOSTNAME'],
     expect: 'a host name with optional port, e.g. spindle.example.com or localhost:6555',
     requiredToServe: true,
@@ -50,7 +50,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'owner',
-    env: 'BOBBIN_OWNER',
+    env: 'TREADLE_OWNER',
     aliases: ['SPINDLE_SERVER_OWNER'],
     expect: 'a DID, e.g. did:plc:abcd1234',
     requiredToServe: true,
@@ -59,7 +59,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'listen',
-    env: 'BOBBIN_LISTEN',
+    env: 'TREADLE_LISTEN',
     aliases: ['SPINDLE_SERVER_LISTEN_ADDR'],
     expect: 'host:port, [ipv6]:port or :port',
     default: '0.0.0.0:6555',
@@ -68,16 +68,16 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'db',
-    env: 'BOBBIN_DB',
+    env: 'TREADLE_DB',
     aliases: ['SPINDLE_SERVER_DB_PATH'],
     expect: 'a file path',
-    default: './bobbin.db',
+    default: './treadle.db',
     doc: 'The SQLite file holding all state: queue, events, builds. Keep it on a persistent volume.',
     schema: z.string().trim().min(1),
   },
   {
     key: 'jetstreamUrl',
-    env: 'BOBBIN_JETSTREAM_URL',
+    env: 'TREADLE_JETSTREAM_URL',
     aliases: ['SPINDLE_SERVER_JETSTREAM_ENDPOINT'],
     expect: 'a ws:// or wss:// URL',
     default: 'wss://jetstream1.us-west.bsky.network/subscribe',
@@ -86,7 +86,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'plcUrl',
-    env: 'BOBBIN_PLC_URL',
+    env: 'TREADLE_PLC_URL',
     aliases: ['SPINDLE_SERVER_PLC_URL'],
     expect: 'an http:// or https:// URL',
     default: 'https://plc.directory',
@@ -95,7 +95,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'dev',
-    env: 'BOBBIN_DEV',
+    env: 'TREADLE_DEV',
     aliases: ['SPINDLE_SERVER_DEV'],
     expect: 'true or false (1/0, yes/no)',
     default: 'false',
@@ -104,7 +104,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'engines',
-    env: 'BOBBIN_ENGINES',
+    env: 'TREADLE_ENGINES',
     expect: 'comma-separated engine=runner pairs, e.g. nixery=stub (YAML: a mapping)',
     default: '',
     doc: 'Which runner takes a workflow whose `engine` names no runner, e.g. `nixery=stub`. A workflow whose engine matches neither a runner nor this map fails with `unknown engine "<engine>"`, as on a stock spindle.',
@@ -113,7 +113,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'pollInterval',
     path: 'pollIntervalMs',
-    env: 'BOBBIN_POLL_INTERVAL',
+    env: 'TREADLE_POLL_INTERVAL',
     expect: 'a duration such as 2s or 500ms',
     default: '1s',
     doc: 'How often a build whose runner does not push progress is polled for its status.',
@@ -122,7 +122,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'pingInterval',
     path: 'pingIntervalMs',
-    env: 'BOBBIN_PING_INTERVAL',
+    env: 'TREADLE_PING_INTERVAL',
     expect: 'a duration such as 30s',
     default: '30s',
     doc: 'Silence after which /events and /logs send a WebSocket ping (keeps proxies from closing idle connections).',
@@ -130,7 +130,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'repoDir',
-    env: 'BOBBIN_REPO_DIR',
+    env: 'TREADLE_REPO_DIR',
     aliases: ['SPINDLE_SERVER_REPO_DIR'],
     expect: 'a directory path',
     doc: 'Where the partial git caches of served repos live (only `.tangled/workflows` is ever read). Default: `repos/` beside the database.',
@@ -139,31 +139,31 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'pushHold',
     path: 'pushHoldMs',
-    env: 'BOBBIN_PUSH_HOLD',
+    env: 'TREADLE_PUSH_HOLD',
     expect: 'a duration such as 2s',
     default: '2s',
-    doc: "How long a push pipeline bobbin builds from a knot's ref update waits for the same push's pipeline from a knot that sends both, so the run keeps the knot's record key (2026 spec §4.5). Knots seen sending no pipelines are not waited for.",
+    doc: "How long a push pipeline treadle builds from a knot's ref update waits for the same push's pipeline from a knot that sends both, so the run keeps the knot's record key (2026 spec §4.5). Knots seen sending no pipelines are not waited for.",
     schema: durationValue,
   },
   {
     key: 'secretsKey',
-    env: 'BOBBIN_SECRETS_KEY',
+    env: 'TREADLE_SECRETS_KEY',
     expect: 'the base64 of 32 bytes (`openssl rand -base64 32`); during a key rotation, `new,old`',
-    doc: 'Seals repository secrets at rest (AES-256-GCM). Unset: a key file `<BOBBIN_DB>.secrets-key` (mode 0600) is created and used. Never logged.',
+    doc: 'Seals repository secrets at rest (AES-256-GCM). Unset: a key file `<TREADLE_DB>.secrets-key` (mode 0600) is created and used. Never logged.',
     schema: z.string().trim().min(1),
   },
   {
     key: 'buildkite.token',
-    env: 'BOBBIN_BUILDKITE_TOKEN',
+    env: 'TREADLE_BUILDKITE_TOKEN',
     expect: 'a Buildkite API access token (scopes read_builds, write_builds, read_build_logs)',
     doc: 'Enables the `buildkite` runner. Never logged.',
     schema: z.string().trim().min(1),
   },
   {
     key: 'buildkite.org',
-    env: 'BOBBIN_BUILDKITE_ORG',
+    env: 'TREADLE_BUILDKITE_ORG',
     expect: 'an organisation slug',
-    doc: 'The Buildkite organisation of workflows whose `bobbin.buildkite` block names none.',
+    doc: 'The Buildkite organisation of workflows whose `treadle.buildkite` block names none.',
     schema: z
       .string()
       .trim()
@@ -171,7 +171,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'buildkite.apiUrl',
-    env: 'BOBBIN_BUILDKITE_API_URL',
+    env: 'TREADLE_BUILDKITE_API_URL',
     expect: 'an http(s) URL',
     default: 'https://api.buildkite.com/v2',
     doc: 'Base URL of the Buildkite REST API (a proxy, or a fake in tests).',
@@ -179,14 +179,14 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'buildkite.webhookSecret',
-    env: 'BOBBIN_BUILDKITE_WEBHOOK_SECRET',
+    env: 'TREADLE_BUILDKITE_WEBHOOK_SECRET',
     expect: "the Buildkite webhook's token",
     doc: 'The token of the Buildkite webhook notification service pointed at `/webhooks/buildkite`. Without it the route answers 503 and builds are tracked by polling alone.',
     schema: z.string().min(1),
   },
   {
     key: 'buildkite.webhookMode',
-    env: 'BOBBIN_BUILDKITE_WEBHOOK_MODE',
+    env: 'TREADLE_BUILDKITE_WEBHOOK_MODE',
     expect: 'token or signature',
     default: 'token',
     doc: 'How webhooks prove themselves: `token` (the `X-Buildkite-Token` header) or `signature` (`X-Buildkite-Signature`, HMAC-SHA256, ±5 min replay window), as set on the Buildkite webhook.',
@@ -195,16 +195,16 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'buildkite.rateLimit',
     path: 'buildkite.requestsPerMinute',
-    env: 'BOBBIN_BUILDKITE_RATE_LIMIT',
+    env: 'TREADLE_BUILDKITE_RATE_LIMIT',
     expect: 'requests per minute (a positive integer)',
     default: '200',
-    doc: "bobbin's own budget of Buildkite API requests per minute; calls beyond it wait their turn instead of being throttled by Buildkite.",
+    doc: "treadle's own budget of Buildkite API requests per minute; calls beyond it wait their turn instead of being throttled by Buildkite.",
     schema: intValue(1, 100_000),
   },
   {
     key: 'buildkite.pollInterval',
     path: 'buildkite.pollIntervalMs',
-    env: 'BOBBIN_BUILDKITE_POLL_INTERVAL',
+    env: 'TREADLE_BUILDKITE_POLL_INTERVAL',
     expect: 'a duration such as 30s',
     default: '30s',
     doc: 'How often a Buildkite build is polled when no webhook reports on it (shorter in its first minute, longer while the request budget is under pressure). A lost webhook delays a status by at most this.',
@@ -212,7 +212,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'logLevel',
-    env: 'BOBBIN_LOG_LEVEL',
+    env: 'TREADLE_LOG_LEVEL',
     expect: LOG_LEVELS.join(', '),
     default: 'info',
     doc: 'Log level of the JSON logs written to standard output.',
@@ -221,15 +221,15 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'shutdownTimeout',
     path: 'shutdownTimeoutMs',
-    env: 'BOBBIN_SHUTDOWN_TIMEOUT',
+    env: 'TREADLE_SHUTDOWN_TIMEOUT',
     expect: 'a duration such as 20s or 1500ms (a bare number is milliseconds)',
     default: '20s',
-    doc: 'On SIGTERM/SIGINT, how long in-flight work may take to finish before bobbin exits anyway.',
+    doc: 'On SIGTERM/SIGINT, how long in-flight work may take to finish before treadle exits anyway.',
     schema: durationValue,
   },
   {
     key: 'queue.concurrency',
-    env: 'BOBBIN_QUEUE_CONCURRENCY',
+    env: 'TREADLE_QUEUE_CONCURRENCY',
     expect: 'an integer from 1 to 1024',
     default: '16',
     doc: 'Messages each queue consumer handles at once (always at most one per partition).',
@@ -237,7 +237,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'queue.maxAttempts',
-    env: 'BOBBIN_QUEUE_MAX_ATTEMPTS',
+    env: 'TREADLE_QUEUE_MAX_ATTEMPTS',
     expect: 'an integer from 1 to 1000',
     default: '3',
     doc: 'Deliveries of a failing message before it is dead-lettered to `<topic>_dlq`.',
@@ -246,7 +246,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'queue.initialBackoff',
     path: 'queue.initialBackoffMs',
-    env: 'BOBBIN_QUEUE_INITIAL_BACKOFF',
+    env: 'TREADLE_QUEUE_INITIAL_BACKOFF',
     expect: 'a duration',
     default: '1s',
     doc: 'Delay before the first retry of a failed message.',
@@ -254,7 +254,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: 'queue.backoffMultiplier',
-    env: 'BOBBIN_QUEUE_BACKOFF_MULTIPLIER',
+    env: 'TREADLE_QUEUE_BACKOFF_MULTIPLIER',
     expect: 'a number ≥ 1',
     default: '2',
     doc: 'Factor by which each further retry delay grows.',
@@ -263,7 +263,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'queue.maxBackoff',
     path: 'queue.maxBackoffMs',
-    env: 'BOBBIN_QUEUE_MAX_BACKOFF',
+    env: 'TREADLE_QUEUE_MAX_BACKOFF',
     expect: 'a duration',
     default: '30s',
     doc: 'Upper bound of a retry delay.',
@@ -272,7 +272,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'queue.visibilityTimeout',
     path: 'queue.visibilityTimeoutMs',
-    env: 'BOBBIN_QUEUE_VISIBILITY_TIMEOUT',
+    env: 'TREADLE_QUEUE_VISIBILITY_TIMEOUT',
     expect: 'a duration',
     default: '60s',
     doc: 'How long a delivery may run before it is presumed lost and delivered again (counted as an attempt).',
@@ -281,7 +281,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'queue.retention',
     path: 'queue.dedupRetentionMs',
-    env: 'BOBBIN_QUEUE_RETENTION',
+    env: 'TREADLE_QUEUE_RETENTION',
     expect: 'a duration',
     default: '7d',
     doc: 'How long consumed messages are kept so that a repeated publish of the same id is still ignored.',
@@ -290,10 +290,10 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'queue.pollInterval',
     path: 'queue.pollIntervalMs',
-    env: 'BOBBIN_QUEUE_POLL_INTERVAL',
+    env: 'TREADLE_QUEUE_POLL_INTERVAL',
     expect: 'a duration',
     default: '1s',
-    doc: 'How often the queue looks for work written by another process (for example `bobbin queue dlq replay`).',
+    doc: 'How often the queue looks for work written by another process (for example `treadle queue dlq replay`).',
     schema: durationValue,
   },
 ];
@@ -336,7 +336,7 @@ export interface Config {
   repoDir?: string;
   pushHoldMs: number;
   buildkite: BuildkiteSettings;
-  /** BOBBIN_SECRETS_KEY; unset: a key file beside the database. */
+  /** TREADLE_SECRETS_KEY; unset: a key file beside the database. */
   secretsKey?: string;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
@@ -350,7 +350,7 @@ export type AdminConfig = Omit<Config, 'hostname' | 'owner'> & Partial<Pick<Conf
 
 export interface LoadedConfig<C> {
   config: C;
-  /** Non-fatal observations, e.g. a BOBBIN_* and an alias set to different values. */
+  /** Non-fatal observations, e.g. a TREADLE_* and an alias set to different values. */
   warnings: string[];
 }
 

@@ -22,7 +22,7 @@ export interface AppContext {
 
 /**
  * Opens the database, applies migrations and takes the single-instance lock (throws
- * InstanceLockedError if another live bobbin holds it). Closes the database on failure.
+ * InstanceLockedError if another live treadle holds it). Closes the database on failure.
  */
 export function createContext(config: Config, log: Logger): AppContext {
   const db = openDatabase(config.db);

@@ -1,8 +1,8 @@
 /**
- * The typed errors bobbin raises. Each has a stable `code`; HTTP/XRPC bodies and queue outcomes
+ * The typed errors treadle raises. Each has a stable `code`; HTTP/XRPC bodies and queue outcomes
  * are derived from the class in one place each (http/app.ts, queue/consumer.ts).
  */
-export class BobbinError extends Error {
+export class TreadleError extends Error {
   readonly code: string = 'InternalError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -11,25 +11,25 @@ export class BobbinError extends Error {
 }
 
 /** A request or input that can never succeed as given. */
-export class InvalidRequestError extends BobbinError {
+export class InvalidRequestError extends TreadleError {
   override readonly code = 'InvalidRequest';
 }
 
-export class AuthError extends BobbinError {
+export class AuthError extends TreadleError {
   override readonly code = 'AuthRequired';
 }
 
-export class NotFoundError extends BobbinError {
+export class NotFoundError extends TreadleError {
   override readonly code = 'NotFound';
 }
 
 /** An XRPC method this service does not have. */
-export class MethodNotImplementedError extends BobbinError {
+export class MethodNotImplementedError extends TreadleError {
   override readonly code = 'MethodNotImplemented';
 }
 
 /** An XRPC error with a method-specific name in its body, e.g. `PipelineNotFound`. */
-export class XrpcError extends BobbinError {
+export class XrpcError extends TreadleError {
   readonly status: 400 | 401 | 403 | 404 | 500;
   readonly error: string;
   constructor(status: 400 | 401 | 403 | 404 | 500, error: string, message: string) {
@@ -40,17 +40,17 @@ export class XrpcError extends BobbinError {
 }
 
 /** A transient failure: the queue retries the message with backoff. */
-export class RetryableError extends BobbinError {
+export class RetryableError extends TreadleError {
   override readonly code = 'Retryable';
 }
 
 /** A failure that retrying cannot fix: the queue dead-letters the message at once. */
-export class PermanentError extends BobbinError {
+export class PermanentError extends TreadleError {
   override readonly code = 'Permanent';
 }
 
 /** Bad or missing configuration; the message names the variable. */
-export class ConfigError extends BobbinError {
+export class ConfigError extends TreadleError {
   override readonly code = 'ConfigError';
   /** One line per problem, each naming its variable or key. */
   readonly problems: readonly string[];
@@ -61,12 +61,12 @@ export class ConfigError extends BobbinError {
 }
 
 /** The daemon could not start (for example, its listen address is in use). */
-export class StartupError extends BobbinError {
+export class StartupError extends TreadleError {
   override readonly code = 'StartupError';
 }
 
-/** Another live bobbin process already owns this database. */
-export class InstanceLockedError extends BobbinError {
+/** Another live treadle process already owns this database. */
+export class InstanceLockedError extends TreadleError {
   override readonly code = 'InstanceLocked';
 }
 

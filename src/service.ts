@@ -97,7 +97,7 @@ export class Service {
 
   private beat(): void {
     try {
-      if (!this.ctx.lock.heartbeat()) this.onFatal('another bobbin took over the database lock');
+      if (!this.ctx.lock.heartbeat()) this.onFatal('another treadle took over the database lock');
     } catch (err) {
       this.ctx.log.warn({ err }, 'instance lock heartbeat failed');
     }

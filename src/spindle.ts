@@ -147,7 +147,7 @@ export class Spindle {
     if (keys.created)
       log.warn(
         { file: keys.file },
-        'BOBBIN_SECRETS_KEY is unset: created a secrets key file (mode 0600); back it up with the database, or secrets are lost',
+        'TREADLE_SECRETS_KEY is unset: created a secrets key file (mode 0600); back it up with the database, or secrets are lost',
       );
     this.secrets = new SecretStore(db, keys.keyring);
     this.secrets.onMoved = (from, to, count) =>
@@ -378,7 +378,7 @@ export class Spindle {
 
   /**
    * Knot frames (2026 spec §4.2): pipelines are adopted (Intake), new-shape ref updates become
-   * bobbin's own push pipelines and mark the knot "new", old-shape ones are ignored (those knots
+   * treadle's own push pipelines and mark the knot "new", old-shape ones are ignored (those knots
    * send pipelines), and repo DID and collaborator events update the repo tables.
    */
   private onKnotFrame(knot: string, frame: KnotFrame): void {

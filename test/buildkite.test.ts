@@ -7,9 +7,9 @@
 
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppviewEvents, readLogs, type StatusRow } from '../fakes/appview.ts';
+import { FakeBuildkite } from '../fakes/buildkite.ts';
 import { signWebhook } from '../providers/buildkite/webhook-auth.ts';
-import { AppviewEvents, readLogs, type StatusRow } from './fakes/appview.ts';
-import { FakeBuildkite } from './fakes/buildkite.ts';
 import { OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
 import { sleep, waitFor } from './support/wait.ts';
 import { Callers } from './support/xrpc-auth.ts';
@@ -29,7 +29,7 @@ const callers = new Callers();
 function workflow(name: string, pipeline: string, extra = ''): { name: string; raw: string } {
   return {
     name,
-    raw: `engine: nixery\nsteps:\n  - name: test\n    command: npm test\nbobbin:\n  buildkite:\n    pipeline: ${pipeline}\n${extra}`,
+    raw: `engine: nixery\nsteps:\n  - name: test\n    command: npm test\ntreadle:\n  buildkite:\n    pipeline: ${pipeline}\n${extra}`,
   };
 }
 
@@ -61,14 +61,14 @@ async function finished(
 beforeAll(async () => {
   bk = await FakeBuildkite.start({ orgLimit: BUDGET + 1000, userLimit: BUDGET + 1000 });
   s = await startStack({
-    BOBBIN_BUILDKITE_TOKEN: bk.token,
-    BOBBIN_BUILDKITE_ORG: 'acme',
-    BOBBIN_BUILDKITE_API_URL: bk.apiUrl,
-    BOBBIN_BUILDKITE_WEBHOOK_SECRET: SECRET,
-    BOBBIN_BUILDKITE_WEBHOOK_MODE: 'signature',
-    BOBBIN_BUILDKITE_RATE_LIMIT: String(BUDGET),
-    BOBBIN_BUILDKITE_POLL_INTERVAL: '1s',
-    BOBBIN_QUEUE_CONCURRENCY: '64',
+    TREADLE_BUILDKITE_TOKEN: bk.token,
+    TREADLE_BUILDKITE_ORG: 'acme',
+    TREADLE_BUILDKITE_API_URL: bk.apiUrl,
+    TREADLE_BUILDKITE_WEBHOOK_SECRET: SECRET,
+    TREADLE_BUILDKITE_WEBHOOK_MODE: 'signature',
+    TREADLE_BUILDKITE_RATE_LIMIT: String(BUDGET),
+    TREADLE_BUILDKITE_POLL_INTERVAL: '1s',
+    TREADLE_QUEUE_CONCURRENCY: '64',
   });
   bk.webhook = { url: `${s.daemon.base}/webhooks/buildkite`, mode: 'signature', secret: SECRET };
   app = new AppviewEvents();
@@ -100,7 +100,7 @@ describe('the Buildkite runner', () => {
     expect(build.body).toMatchObject({
       commit: expect.stringMatching(/^[0-9a-f]{40}$/),
       branch: 'main',
-      meta_data: { 'bobbin:request_id': `${s.knot.host}/${pipeline}/ci.yml`, 'bobbin:workflow': 'ci.yml' },
+      meta_data: { 'treadle:request_id': `${s.knot.host}/${pipeline}/ci.yml`, 'treadle:workflow': 'ci.yml' },
       env: {
         TANGLED_WORKFLOW: 'ci.yml',
         TANGLED_PIPELINE: `at://did:web:${s.knot.host}/sh.tangled.pipeline/${pipeline}`,
@@ -132,7 +132,7 @@ describe('the Buildkite runner', () => {
     const pipeline = run([
       workflow('lint.yml', 'broken'),
       workflow('e2e.yml', 'slow'),
-      { name: 'nopipe.yml', raw: 'engine: nixery\nsteps: []\nbobbin:\n  buildkite:\n    org: acme\n' },
+      { name: 'nopipe.yml', raw: 'engine: nixery\nsteps: []\ntreadle:\n  buildkite:\n    org: acme\n' },
     ]);
     const latest = await finished(pipeline, 3);
     expect(latest['lint.yml']).toMatchObject({
@@ -142,7 +142,9 @@ describe('the Buildkite runner', () => {
     });
     expect(latest['e2e.yml']).toMatchObject({ status: 'timeout' });
     expect(latest['nopipe.yml']!.status).toBe('failed');
-    expect(latest['nopipe.yml']!.error).toMatch(/names no Buildkite pipeline: set bobbin.buildkite.pipeline/);
+    expect(latest['nopipe.yml']!.error).toMatch(
+      /names no Buildkite pipeline: set treadle.buildkite.pipeline/,
+    );
   }, 30_000);
 
   it('never creates two builds when a create is committed but answered 500', async () => {
@@ -313,7 +315,7 @@ describe('the Buildkite runner', () => {
     );
     const buildOf = (name: string) =>
       bk.builds.find((b) =>
-        (b.body.meta_data as Record<string, string>)['bobbin:request_id']?.endsWith(`/${pipeline}/${name}`),
+        (b.body.meta_data as Record<string, string>)['treadle:request_id']?.endsWith(`/${pipeline}/${name}`),
       )!;
     const cancels = () => bk.requests.filter((r) => r.startsWith('PUT') && r.endsWith('/cancel'));
     const before = cancels().length;
@@ -403,7 +405,7 @@ describe('the Buildkite runner', () => {
     for (const key of keys) {
       const latest = await finished(key, 3, 120_000).catch((err) => {
         const builds = bk.builds.filter(
-          (b) => String((b.body.meta_data as Record<string, string>)['bobbin:rkey']) === key,
+          (b) => String((b.body.meta_data as Record<string, string>)['treadle:rkey']) === key,
         );
         console.error(
           'STUCK',

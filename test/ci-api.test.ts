@@ -2,13 +2,13 @@
  * The sh.tangled.ci read API against the real daemon (2026 spec §3.8): queryPipelines paging,
  * filters and total, getPipeline, describeWorkflowDefinition, and subscribePipelineLogs read by
  * the atproto event-stream client of @atproto/xrpc-server. Answers are checked against
- * bobbin's own lexicons.
+ * treadle's own lexicons.
  */
 import { Lexicons } from '@atproto/lexicon';
 import { Subscription } from '@atproto/xrpc-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppviewEvents } from '../fakes/appview.ts';
 import { readLexiconDocs } from '../src/atproto/lexicons.ts';
-import { AppviewEvents } from './fakes/appview.ts';
 import {
   OWNER,
   onboard,
@@ -47,7 +47,7 @@ async function query(q: string) {
 }
 
 beforeAll(async () => {
-  s = await startStack({ BOBBIN_PUSH_HOLD: '0s' });
+  s = await startStack({ TREADLE_PUSH_HOLD: '0s' });
   app = new AppviewEvents();
   await app.connect(s.daemon.base);
   s.knot.git.create(REPO);

@@ -4,8 +4,8 @@
  * first start and for new members.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { AppviewEvents } from './fakes/appview.ts';
-import { FakeKnot } from './fakes/knot.ts';
+import { AppviewEvents } from '../fakes/appview.ts';
+import { FakeKnot } from '../fakes/knot.ts';
 import {
   HOSTNAME,
   OWNER,

@@ -4,8 +4,8 @@
  * v1.14 burst in both orders, repo DIDs from knots, and the bad input of the issue's acceptance list.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppviewEvents } from './fakes/appview.ts';
-import { FakeKnot } from './fakes/knot.ts';
+import { AppviewEvents } from '../fakes/appview.ts';
+import { FakeKnot } from '../fakes/knot.ts';
 import {
   OWNER,
   onboard,
@@ -27,7 +27,7 @@ let s: Stack;
 let app: AppviewEvents;
 
 beforeAll(async () => {
-  s = await startStack({ BOBBIN_PUSH_HOLD: '1s' });
+  s = await startStack({ TREADLE_PUSH_HOLD: '1s' });
   app = new AppviewEvents();
   await app.connect(s.daemon.base);
   s.knot.git.create(REPO);

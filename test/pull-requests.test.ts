@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppviewEvents } from './fakes/appview.ts';
-import type { BlobJson } from './fakes/pds.ts';
+import { AppviewEvents } from '../fakes/appview.ts';
+import type { BlobJson } from '../fakes/pds.ts';
 import { OWNER, onboard, rkey, type Stack, startStack, stubWorkflow } from './support/stack.ts';
 import { sleep, waitFor } from './support/wait.ts';
 

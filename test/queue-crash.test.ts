@@ -53,7 +53,7 @@ describe('queue across process crashes', () => {
   it('keeps an acked message acked and redelivers an in-flight one exactly once after SIGKILL', async () => {
     const t = tempDir();
     cleanup = t.cleanup;
-    const db = join(t.dir, 'bobbin.db');
+    const db = join(t.dir, 'treadle.db');
     const record = join(t.dir, 'deliveries.txt');
 
     // 1. A message published and acked, then the process is killed.

@@ -4,7 +4,7 @@
  * across the restart (§17.13).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { AppviewEvents } from './fakes/appview.ts';
+import { AppviewEvents } from '../fakes/appview.ts';
 import { onboard, pipelineRecord, rkey, type Stack, startStack, stubWorkflow } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -14,7 +14,7 @@ afterAll(async () => {
 });
 
 describe('a daemon killed mid-run', () => {
-  it('fails the orphaned workflows with "bobbin restarted", and a resuming appview sees each status once', async () => {
+  it('fails the orphaned workflows with "treadle restarted", and a resuming appview sees each status once', async () => {
     s = await startStack();
     const app = new AppviewEvents();
     await app.connect(s.daemon.base);
@@ -40,7 +40,7 @@ describe('a daemon killed mid-run', () => {
     await late.connect(s.daemon.base);
     await waitFor(() => app.latest(pipeline)['long.yml']?.status === 'failed', 'the restart failure', 20_000);
     const failed = app.latest(pipeline)['long.yml']!;
-    expect(failed.error).toBe('bobbin restarted');
+    expect(failed.error).toBe('treadle restarted');
     expect(app.history(pipeline, 'long.yml')).toEqual(['pending', 'running', 'failed']);
     // The resumed client got exactly the statuses written after its cursor, none twice.
     const rkeys = app.frames.map((f) => JSON.parse(f).rkey);

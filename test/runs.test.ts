@@ -2,12 +2,12 @@
  * Trigger and cancel on the real daemon (2026 spec §2, §3.8): `sh.tangled.ci.triggerPipeline`
  * reads the workflows over real git at the sha asked for; `sh.tangled.ci.cancelPipeline` and the
  * older `sh.tangled.pipeline.cancelPipeline` stop one workflow while its sibling keeps running;
- * `bobbin runs` does the same from the command line while the daemon runs. Tokens are signed
+ * `treadle runs` does the same from the command line while the daemon runs. Tokens are signed
  * with real secp256k1 keys published by the fake PLC.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppviewEvents } from './fakes/appview.ts';
-import { runBobbin } from './support/process.ts';
+import { AppviewEvents } from '../fakes/appview.ts';
+import { runTreadle } from './support/process.ts';
 import { OWNER, onboard, refUpdate, rkey, type Stack, startStack, stubWorkflow } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 import { Callers } from './support/xrpc-auth.ts';
@@ -59,7 +59,7 @@ function statusOf(tid: string, workflow: string, status: string) {
   );
 }
 
-/** Pushes a commit with these workflows; returns the TID of the pipeline bobbin builds for it. */
+/** Pushes a commit with these workflows; returns the TID of the pipeline treadle builds for it. */
 async function pushPipeline(repo: string, workflows: Record<string, string>): Promise<string> {
   const sha = commit(repo, workflows);
   s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(repo, sha));
@@ -76,7 +76,7 @@ async function pushPipeline(repo: string, workflows: Record<string, string>): Pr
 }
 
 beforeAll(async () => {
-  s = await startStack({ BOBBIN_PUSH_HOLD: '0s' });
+  s = await startStack({ TREADLE_PUSH_HOLD: '0s' });
   await callers.register(s.pds, [OWNER, BOB, MEMBER, STRANGER]);
   s.pds.addIdentity(MEMBER);
   app = new AppviewEvents();
@@ -312,12 +312,12 @@ describe('cancel', () => {
   });
 });
 
-describe('bobbin runs', () => {
+describe('treadle runs', () => {
   it('lists active pipelines, cancels a workflow and retries a pipeline while the daemon runs', async () => {
     const env = { ...s.env };
     const tid = await pushPipeline(REPO, { 'x.yml': slow(), 'y.yml': slow() });
     await statusOf(tid, 'x.yml', 'running');
-    const listed = await runBobbin(['runs', 'list', '--active', '--json'], env);
+    const listed = await runTreadle(['runs', 'list', '--active', '--json'], env);
     expect(listed.code, listed.stderr).toBe(0);
     const active = JSON.parse(listed.stdout) as Array<{
       pipeline: string;
@@ -328,19 +328,19 @@ describe('bobbin runs', () => {
       { name: 'x.yml', status: 'running' },
       { name: 'y.yml', status: expect.stringMatching(/pending|running/) },
     ]);
-    const table = await runBobbin(['runs', 'list'], env);
+    const table = await runTreadle(['runs', 'list'], env);
     expect(table.stdout.split('\n')[0]).toMatch(/^PIPELINE\s+REPO\s+KIND\s+COMMIT\s+CREATED\s+WORKFLOWS$/);
 
-    const cancelled = await runBobbin(['runs', 'cancel', tid, 'x.yml'], env);
+    const cancelled = await runTreadle(['runs', 'cancel', tid, 'x.yml'], env);
     expect(cancelled.code, cancelled.stderr).toBe(0);
     expect(cancelled.stdout).toContain('x.yml: cancel requested');
     expect(await statusOf(tid, 'x.yml', 'cancelled')).toMatchObject(CANCELLED);
     expect(app.latest(tid)['y.yml']?.status).toBe('running');
-    const again = await runBobbin(['runs', 'cancel', tid, 'x.yml'], env);
+    const again = await runTreadle(['runs', 'cancel', tid, 'x.yml'], env);
     expect(again.code).toBe(1);
     expect(again.stdout).toContain('x.yml: already finished (cancelled), left as it is');
 
-    const retried = await runBobbin(['runs', 'retry', `${s.knot.host}/${tid}`], env);
+    const retried = await runTreadle(['runs', 'retry', `${s.knot.host}/${tid}`], env);
     expect(retried.code, retried.stderr).toBe(0);
     const uri = /retry queued as (at:\/\/\S+);/.exec(retried.stdout)?.[1];
     const newTid = uri!.split('/').pop()!;
@@ -349,16 +349,16 @@ describe('bobbin runs', () => {
     await statusOf(newTid, 'y.yml', 'running');
     expect(app.pipelines.get(newTid)).toEqual(app.pipelines.get(tid));
     // The whole of the new run, from the command line, pipeline and workflow names alike.
-    const all = await runBobbin(
+    const all = await runTreadle(
       ['runs', 'cancel', `at://did:web:${s.knot.host}/sh.tangled.pipeline/${newTid}`],
       env,
     );
     expect(all.code, all.stderr).toBe(0);
     await statusOf(newTid, 'x.yml', 'cancelled');
     await statusOf(newTid, 'y.yml', 'cancelled');
-    await runBobbin(['runs', 'cancel', tid], env);
+    await runTreadle(['runs', 'cancel', tid], env);
     await statusOf(tid, 'y.yml', 'cancelled');
-    expect((await runBobbin(['runs', 'cancel', 'nonexistent'], env)).code).toBe(1);
-    expect((await runBobbin(['runs', 'bogus'], env)).code).toBe(2);
+    expect((await runTreadle(['runs', 'cancel', 'nonexistent'], env)).code).toBe(1);
+    expect((await runTreadle(['runs', 'bogus'], env)).code).toBe(2);
   }, 60_000);
 });

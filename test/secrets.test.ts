@@ -5,8 +5,8 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readLogs } from './fakes/appview.ts';
-import { BOBBIN, spawnNode } from './support/process.ts';
+import { readLogs } from '../fakes/appview.ts';
+import { spawnNode, TREADLE } from './support/process.ts';
 import { OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 import { Callers } from './support/xrpc-auth.ts';
@@ -32,7 +32,7 @@ async function runStep(name: string, command: string) {
     'steps:',
     `  - name: ${name}`,
     `    command: "${command}"`,
-    'bobbin:',
+    'treadle:',
     '  stub:',
     '    outcome: success',
     '    duration: 200ms',
@@ -183,11 +183,11 @@ describe('secret XRPCs', () => {
 
   it('rotates the key with the daemon stopped (refused while it runs), and the secrets still reach runs', async () => {
     const env = { ...s.env };
-    const running = spawnNode(BOBBIN, ['secrets', 'rotate-key'], env);
+    const running = spawnNode(TREADLE, ['secrets', 'rotate-key'], env);
     expect(await running.exited).toBe(75);
     await s.daemon.stop();
     const before = readFileSync(`${s.db}.secrets-key`, 'utf8');
-    const rotate = spawnNode(BOBBIN, ['secrets', 'rotate-key'], env);
+    const rotate = spawnNode(TREADLE, ['secrets', 'rotate-key'], env);
     expect(await rotate.exited).toBe(0);
     expect(rotate.stdout()).toContain('resealed 2 secret(s)');
     const after = readFileSync(`${s.db}.secrets-key`, 'utf8');

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { RecordValidator } from '../src/atproto/lexicons.ts';
-import { runBobbin, type Spawned } from './support/process.ts';
+import { runTreadle, type Spawned } from './support/process.ts';
 import { startDaemon } from './support/stack.ts';
 import { tempDir } from './support/temp.ts';
 
@@ -16,11 +16,11 @@ afterEach(() => {
 
 function serveEnv(db: string): Record<string, string> {
   return {
-    BOBBIN_HOSTNAME: 'localhost:6555',
-    BOBBIN_OWNER: 'did:plc:testowner',
-    BOBBIN_LISTEN: '127.0.0.1:0',
-    BOBBIN_DB: db,
-    BOBBIN_SHUTDOWN_TIMEOUT: '3s',
+    TREADLE_HOSTNAME: 'localhost:6555',
+    TREADLE_OWNER: 'did:plc:testowner',
+    TREADLE_LISTEN: '127.0.0.1:0',
+    TREADLE_DB: db,
+    TREADLE_SHUTDOWN_TIMEOUT: '3s',
   };
 }
 
@@ -30,32 +30,32 @@ async function serve(env: Record<string, string>): Promise<{ p: Spawned; base: s
   return daemon;
 }
 
-describe('bobbin serve', () => {
-  it('refuses to start without BOBBIN_OWNER, naming it', async () => {
+describe('treadle serve', () => {
+  it('refuses to start without TREADLE_OWNER, naming it', async () => {
     const t = tempDir();
     cleanup = t.cleanup;
-    const env = serveEnv(join(t.dir, 'bobbin.db'));
-    delete (env as Partial<typeof env>).BOBBIN_OWNER;
-    const { code, stderr } = await runBobbin(['serve'], env);
+    const env = serveEnv(join(t.dir, 'treadle.db'));
+    delete (env as Partial<typeof env>).TREADLE_OWNER;
+    const { code, stderr } = await runTreadle(['serve'], env);
     expect(code).toBe(78);
-    expect(stderr).toMatch(/BOBBIN_OWNER is required/);
+    expect(stderr).toMatch(/TREADLE_OWNER is required/);
   });
 
   it('refuses an engine map naming a runner that is not configured, with exit 78', async () => {
     const t = tempDir();
     cleanup = t.cleanup;
-    const { code, stderr } = await runBobbin(['serve'], {
-      ...serveEnv(join(t.dir, 'bobbin.db')),
-      BOBBIN_ENGINES: 'nixery=jenkins',
+    const { code, stderr } = await runTreadle(['serve'], {
+      ...serveEnv(join(t.dir, 'treadle.db')),
+      TREADLE_ENGINES: 'nixery=jenkins',
     });
     expect(code).toBe(78);
-    expect(stderr).toMatch(/BOBBIN_ENGINES: engine nixery maps to runner jenkins, which is not configured/);
+    expect(stderr).toMatch(/TREADLE_ENGINES: engine nixery maps to runner jenkins, which is not configured/);
   });
 
   it('serves the banner, /healthz and sh.tangled.owner, answers 404 elsewhere, and exits 0 on SIGTERM', async () => {
     const t = tempDir();
     cleanup = t.cleanup;
-    const { p, base } = await serve(serveEnv(join(t.dir, 'bobbin.db')));
+    const { p, base } = await serve(serveEnv(join(t.dir, 'treadle.db')));
 
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
@@ -93,7 +93,7 @@ describe('bobbin serve', () => {
   it('serves /events over WebSocket and closes it with 1001 on SIGTERM', async () => {
     const t = tempDir();
     cleanup = t.cleanup;
-    const { p, base } = await serve(serveEnv(join(t.dir, 'bobbin.db')));
+    const { p, base } = await serve(serveEnv(join(t.dir, 'treadle.db')));
     const plain = await fetch(`${base}/events`);
     expect(plain.status).toBe(400);
     const ws = new WebSocket(`${base.replace('http', 'ws')}/events?cursor=-1`);
@@ -110,11 +110,13 @@ describe('bobbin serve', () => {
   it('lets a second serve on the same database exit with a clear message', async () => {
     const t = tempDir();
     cleanup = t.cleanup;
-    const env = serveEnv(join(t.dir, 'bobbin.db'));
+    const env = serveEnv(join(t.dir, 'treadle.db'));
     const { p } = await serve(env);
-    const second = await runBobbin(['serve'], env);
+    const second = await runTreadle(['serve'], env);
     expect(second.code).toBe(75);
-    expect(second.stderr).toMatch(new RegExp(`another bobbin \\(pid ${p.child.pid} .*is using the database`));
+    expect(second.stderr).toMatch(
+      new RegExp(`another treadle \\(pid ${p.child.pid} .*is using the database`),
+    );
     p.child.kill('SIGTERM');
     expect(await p.exited).toBe(0);
     // Once the first has stopped, the database is free again.
@@ -128,33 +130,33 @@ describe('bobbin serve', () => {
     cleanup = t.cleanup;
     const { base } = await serve(serveEnv(join(t.dir, 'a.db')));
     const port = new URL(base).port;
-    const { code, stderr } = await runBobbin(['serve'], {
+    const { code, stderr } = await runTreadle(['serve'], {
       ...serveEnv(join(t.dir, 'b.db')),
-      BOBBIN_LISTEN: `127.0.0.1:${port}`,
+      TREADLE_LISTEN: `127.0.0.1:${port}`,
     });
     expect(code).toBe(1);
     expect(stderr).toMatch(
-      /^bobbin: cannot listen on 127\.0\.0\.1:\d+ \(BOBBIN_LISTEN\): address in use\n$/m,
+      /^treadle: cannot listen on 127\.0\.0\.1:\d+ \(TREADLE_LISTEN\): address in use\n$/m,
     );
   });
 });
 
-describe('bobbin CLI', () => {
+describe('treadle CLI', () => {
   it('lists its commands', async () => {
-    const { code, stdout } = await runBobbin(['--help']);
+    const { code, stdout } = await runTreadle(['--help']);
     expect(code).toBe(0);
     for (const cmd of ['serve', 'demo', 'doctor', 'queue'])
       expect(stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
   });
 
   it('rejects an unknown command with usage and exit 2', async () => {
-    const { code, stderr } = await runBobbin(['frobnicate']);
+    const { code, stderr } = await runTreadle(['frobnicate']);
     expect(code).toBe(2);
     expect(stderr).toMatch(/unknown command "frobnicate"/);
   });
 
   it('runs the spindle demo: one success, one failure, one unknown engine, then a ref-update-only knot', async () => {
-    const { code, stdout, stderr } = await runBobbin(['demo']);
+    const { code, stdout, stderr } = await runTreadle(['demo']);
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^ {2}build\.yml +nixery +pending → running → success *$/m);
     expect(stdout).toMatch(/^ {2}lint\.yml +nixery +pending → running → failed +exit code 2$/m);
@@ -167,7 +169,7 @@ describe('bobbin CLI', () => {
   });
 
   it('runs the queue demo to completion', async () => {
-    const { code, stdout } = await runBobbin(['demo', 'queue']);
+    const { code, stdout } = await runTreadle(['demo', 'queue']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/all 6 jobs handled exactly once/);
   });

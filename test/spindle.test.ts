@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { AppviewEvents, readLogs } from './fakes/appview.ts';
+import { AppviewEvents, readLogs } from '../fakes/appview.ts';
 import {
   OWNER,
   onboard,
@@ -24,7 +24,7 @@ let s: Stack;
 let app: AppviewEvents;
 
 beforeAll(async () => {
-  s = await startStack({ BOBBIN_PING_INTERVAL: '300ms' });
+  s = await startStack({ TREADLE_PING_INTERVAL: '300ms' });
   app = new AppviewEvents();
   await app.connect(s.daemon.base);
   await onboard(s);

@@ -100,7 +100,7 @@ export class BuildStore {
   }
 
   /**
-   * Keeps the finished build: only the fields bobbin reads. Buildkite's build JSON also echoes
+   * Keeps the finished build: only the fields treadle reads. Buildkite's build JSON also echoes
    * the `env` it was created with, which holds the repository's secrets; that never reaches disk.
    */
   setFinal(requestId: string, build: BkBuild): void {

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { FakeBuildkite } from '../../fakes/buildkite.ts';
 import { main } from '../../src/cli/main.ts';
 import { openDatabase } from '../../src/db/database.ts';
 import { createLogger } from '../../src/logger.ts';
-import { FakeBuildkite } from '../../test/fakes/buildkite.ts';
 import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { BuildRequest } from '../runner.ts';
@@ -17,7 +17,7 @@ afterEach(async () => {
 async function setup() {
   const bk = await FakeBuildkite.start();
   const t = tempDir();
-  const db = openDatabase(`${t.dir}/bobbin.db`);
+  const db = openDatabase(`${t.dir}/treadle.db`);
   const client = new BuildkiteClient({
     apiUrl: bk.apiUrl,
     token: bk.token,
@@ -75,20 +75,20 @@ describe('BuildkiteRunner', () => {
   });
 });
 
-describe('bobbin doctor and Buildkite', () => {
+describe('treadle doctor and Buildkite', () => {
   it('reports a working token and organisation, and a wrong token without printing it', async () => {
     const bk = await FakeBuildkite.start();
     cleanups.push(() => bk.close());
     const base = {
-      BOBBIN_HOSTNAME: 'spindle.test',
-      BOBBIN_OWNER: 'did:plc:owner',
-      BOBBIN_DB: '/nonexistent-dir/bobbin.db',
-      BOBBIN_BUILDKITE_ORG: 'acme',
-      BOBBIN_BUILDKITE_API_URL: bk.apiUrl,
+      TREADLE_HOSTNAME: 'spindle.test',
+      TREADLE_OWNER: 'did:plc:owner',
+      TREADLE_DB: '/nonexistent-dir/treadle.db',
+      TREADLE_BUILDKITE_ORG: 'acme',
+      TREADLE_BUILDKITE_API_URL: bk.apiUrl,
     };
     const run = async (token: string) => {
       const out: string[] = [];
-      const code = await main(['doctor'], { ...base, BOBBIN_BUILDKITE_TOKEN: token }, {
+      const code = await main(['doctor'], { ...base, TREADLE_BUILDKITE_TOKEN: token }, {
         out: (t: string) => out.push(t),
         err: (t: string) => out.push(t),
       } as never);
@@ -96,7 +96,7 @@ describe('bobbin doctor and Buildkite', () => {
     };
     const good = await run(bk.token);
     expect(good.text).toMatch(/ok\s+Buildkite: the token can read builds of organisation acme/);
-    expect(good.text).toMatch(/warn\s+Buildkite: no BOBBIN_BUILDKITE_WEBHOOK_SECRET/);
+    expect(good.text).toMatch(/warn\s+Buildkite: no TREADLE_BUILDKITE_WEBHOOK_SECRET/);
     const bad = await run('not-the-token-123');
     expect(bad.code).toBe(1);
     expect(bad.text).toMatch(/FAIL\s+Buildkite: .*Authentication required/);

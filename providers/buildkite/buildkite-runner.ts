@@ -2,7 +2,7 @@
  * Buildkite behind the BuildRunner contract (buildkite spec). One build per workflow run:
  *
  * - trigger: the intent is stored before the create request; after a crash or an ambiguous
- *   failure the build is looked up by its `bobbin:request_id` meta-data before creating again,
+ *   failure the build is looked up by its `treadle:request_id` meta-data before creating again,
  *   so a run never gets two builds (§4.9).
  * - progress: webhooks (`onWebhook`) store the newest state and wake the dispatcher; `status()`
  *   answers from that without an API call, and polls the build only when nothing new arrived
@@ -29,7 +29,7 @@ import { LogLineSplitter, type ParsedLine } from './log-parse.ts';
 import { readOptions } from './options.ts';
 import { type BkBuild, type BkJob, buildStatus, isTerminalBuild } from './state.ts';
 
-export const REQUEST_ID_KEY = 'bobbin:request_id';
+export const REQUEST_ID_KEY = 'treadle:request_id';
 /** Creates tried in one trigger call after ambiguous failures (each preceded by a lookup). */
 const CREATE_ATTEMPTS = 4;
 
@@ -37,7 +37,7 @@ export interface BuildkiteRunnerOptions {
   client: BuildkiteClient;
   db: Db;
   log: Logger;
-  /** BOBBIN_BUILDKITE_ORG: the organisation of workflows that name none. */
+  /** TREADLE_BUILDKITE_ORG: the organisation of workflows that name none. */
   org?: string;
   /** Reconciliation poll interval for a build no webhook has reported on. */
   pollIntervalMs: number;
@@ -358,7 +358,7 @@ export class BuildkiteRunner implements BuildRunner {
 
   private row(buildId: string): BuildRow {
     const row = this.store.byNumber(...splitBuildId(buildId));
-    if (!row) throw new NotFoundError(`Buildkite build ${buildId} is not one bobbin started`);
+    if (!row) throw new NotFoundError(`Buildkite build ${buildId} is not one treadle started`);
     return row;
   }
 }
@@ -436,14 +436,14 @@ function createBody(request: BuildRequest, opts: ReturnType<typeof readOptions>)
       TANGLED_PIPELINE: request.metadata.pipeline ?? '',
       TANGLED_WORKFLOW: workflow,
       TANGLED_TRIGGER: trigger,
-      BOBBIN_REQUEST_ID: request.id,
+      TREADLE_REQUEST_ID: request.id,
     },
     meta_data: {
       ...opts.metaData,
       [REQUEST_ID_KEY]: request.id,
-      'bobbin:knot': knot,
-      'bobbin:rkey': rkey,
-      'bobbin:workflow': workflow,
+      'treadle:knot': knot,
+      'treadle:rkey': rkey,
+      'treadle:workflow': workflow,
     },
   };
   if (request.base) {

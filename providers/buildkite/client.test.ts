@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { FakeBuildkite } from '../../fakes/buildkite.ts';
 import { createLogger } from '../../src/logger.ts';
-import { FakeBuildkite } from '../../test/fakes/buildkite.ts';
 import { BuildkiteClient, RequestBudget } from './client.ts';
 
 describe('RequestBudget', () => {

@@ -1,7 +1,7 @@
 /**
  * The Buildkite REST client (buildkite spec §1–3): one undici Pool to the API origin, a bearer
  * token that never appears in logs or errors, JSON errors mapped to typed errors, and a
- * client-side request budget per organisation (a sliding one-minute window) so bobbin queues
+ * client-side request budget per organisation (a sliding one-minute window) so treadle queues
  * its own calls instead of being throttled. A 429 pauses every caller until `RateLimit-Reset`
  * and is retried (nothing was done); network errors and 5xx are retried with backoff only for
  * idempotent requests — a create that fails ambiguously is the caller's to resolve (§4.9).
@@ -189,7 +189,7 @@ export class BuildkiteClient {
     )
       this.o.log.warn(
         { configured: before, allowed: this.budget.limit },
-        'Buildkite allows fewer requests per minute than BOBBIN_BUILDKITE_RATE_LIMIT; using its limit',
+        'Buildkite allows fewer requests per minute than TREADLE_BUILDKITE_RATE_LIMIT; using its limit',
       );
   }
 

@@ -1,7 +1,7 @@
 /**
- * A workflow's Buildkite options: `bobbin: { buildkite: { pipeline, org, branch, message, env,
+ * A workflow's Buildkite options: `treadle: { buildkite: { pipeline, org, branch, message, env,
  * meta_data } }` (tack's `tack: { buildkite: { pipeline, org } }` reads the same). `org` falls
- * back to BOBBIN_BUILDKITE_ORG; a missing `pipeline` fails the workflow with this error.
+ * back to TREADLE_BUILDKITE_ORG; a missing `pipeline` fails the workflow with this error.
  */
 import { PermanentError } from '../../src/errors.ts';
 
@@ -23,17 +23,19 @@ export function readOptions(
   const pipeline = options.pipeline;
   if (pipeline === undefined)
     throw new PermanentError(
-      'the workflow names no Buildkite pipeline: set bobbin.buildkite.pipeline (a pipeline slug)',
+      'the workflow names no Buildkite pipeline: set treadle.buildkite.pipeline (a pipeline slug)',
     );
   if (typeof pipeline !== 'string' || !SLUG.test(pipeline))
     throw new PermanentError(
-      `bobbin.buildkite.pipeline must be a pipeline slug, got ${JSON.stringify(pipeline)}`,
+      `treadle.buildkite.pipeline must be a pipeline slug, got ${JSON.stringify(pipeline)}`,
     );
   const org = options.org ?? defaultOrg;
   if (org === undefined)
-    throw new PermanentError('no Buildkite organisation: set bobbin.buildkite.org or BOBBIN_BUILDKITE_ORG');
+    throw new PermanentError('no Buildkite organisation: set treadle.buildkite.org or TREADLE_BUILDKITE_ORG');
   if (typeof org !== 'string' || !SLUG.test(org))
-    throw new PermanentError(`bobbin.buildkite.org must be an organisation slug, got ${JSON.stringify(org)}`);
+    throw new PermanentError(
+      `treadle.buildkite.org must be an organisation slug, got ${JSON.stringify(org)}`,
+    );
   const out: BuildkiteOptions = {
     org,
     pipeline,
@@ -44,7 +46,7 @@ export function readOptions(
     const v = options[key];
     if (v === undefined) continue;
     if (typeof v !== 'string' || v.length === 0)
-      throw new PermanentError(`bobbin.buildkite.${key} must be a non-empty string`);
+      throw new PermanentError(`treadle.buildkite.${key} must be a non-empty string`);
     out[key] = v;
   }
   return out;
@@ -53,11 +55,11 @@ export function readOptions(
 function stringMap(value: unknown, key: string): Record<string, string> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value))
-    throw new PermanentError(`bobbin.buildkite.${key} must be a mapping of names to values`);
+    throw new PermanentError(`treadle.buildkite.${key} must be a mapping of names to values`);
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v === 'object' && v !== null)
-      throw new PermanentError(`bobbin.buildkite.${key}.${k} must be a string, number or boolean`);
+      throw new PermanentError(`treadle.buildkite.${key}.${k} must be a string, number or boolean`);
     out[k] = String(v);
   }
   return out;

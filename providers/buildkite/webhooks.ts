@@ -29,7 +29,7 @@ export function mountBuildkiteWebhooks(app: Hono, o: WebhookRouteOptions): void 
     if (!o.secret)
       return c.json(
         {
-          message: 'Buildkite webhooks are not configured on this spindle (BOBBIN_BUILDKITE_WEBHOOK_SECRET)',
+          message: 'Buildkite webhooks are not configured on this spindle (TREADLE_BUILDKITE_WEBHOOK_SECRET)',
         },
         503,
       );

@@ -13,7 +13,7 @@ steps:
     command: make build
   - name: test
     command: make test
-bobbin:
+treadle:
   stub: {}
 `;
 
@@ -148,9 +148,9 @@ describe('StubRunner', () => {
   });
 
   it.each([
-    [{ outcome: 'maybe' }, /bobbin.stub.outcome: expected one of/],
-    [{ duration: 'soon' }, /bobbin.stub.duration: expected a duration/],
-    [{ exitCode: 'one' }, /bobbin.stub: exitCode/],
+    [{ outcome: 'maybe' }, /treadle.stub.outcome: expected one of/],
+    [{ duration: 'soon' }, /treadle.stub.duration: expected a duration/],
+    [{ exitCode: 'one' }, /treadle.stub: exitCode/],
     [{ outcom: 'failure' }, /unknown key "outcom"/],
   ])('refuses bad options %j with a clear error', async (options, message) => {
     const runner = new StubRunner();

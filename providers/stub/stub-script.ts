@@ -1,6 +1,6 @@
 /**
  * What a stub build does, read from the workflow: its steps (for synthetic logs) and
- * `bobbin: { stub: { outcome, duration, exitCode } }`.
+ * `treadle: { stub: { outcome, duration, exitCode } }`.
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -47,19 +47,21 @@ const stepsSchema = z
 export function readStubScript(raw: string, options: Record<string, unknown>): StubScript {
   const parsedOptions = optionsSchema.safeParse(options ?? {});
   if (!parsedOptions.success) {
-    throw new InvalidRequestError(`bobbin.stub: ${parsedOptions.error.issues.map(describeIssue).join('; ')}`);
+    throw new InvalidRequestError(
+      `treadle.stub: ${parsedOptions.error.issues.map(describeIssue).join('; ')}`,
+    );
   }
   const o = parsedOptions.data;
   const outcome = OUTCOMES[o.outcome ?? 'success'];
   if (!outcome) {
     throw new InvalidRequestError(
-      `bobbin.stub.outcome: expected one of ${Object.keys(OUTCOMES).join(', ')}, got ${JSON.stringify(o.outcome)}`,
+      `treadle.stub.outcome: expected one of ${Object.keys(OUTCOMES).join(', ')}, got ${JSON.stringify(o.outcome)}`,
     );
   }
   const durationMs = o.duration === undefined ? DEFAULT_STUB_DURATION_MS : parseDurationMs(o.duration);
   if (durationMs === undefined) {
     throw new InvalidRequestError(
-      `bobbin.stub.duration: expected a duration such as 2s, got ${JSON.stringify(o.duration)}`,
+      `treadle.stub.duration: expected a duration such as 2s, got ${JSON.stringify(o.duration)}`,
     );
   }
   const exitCode = o.exitCode ?? (outcome === 'succeeded' ? 0 : 1);

@@ -1,5 +1,5 @@
 /**
- * DID → PDS endpoint: did:plc through the PLC directory (BOBBIN_PLC_URL), did:web through the
+ * DID → PDS endpoint: did:plc through the PLC directory (TREADLE_PLC_URL), did:web through the
  * host's `/.well-known/did.json` (http:// in dev mode); records and blobs from a PDS. Every host
  * but the configured PLC directory comes from someone's record, so outside dev mode those
  * fetches reach only public addresses (net/public-fetch.ts), bounded in size and time.

@@ -1,5 +1,5 @@
 /**
- * bobbin's lexicons (lexicons/*.json) and validation of inbound records against them, tolerant
+ * treadle's lexicons (lexicons/*.json) and validation of inbound records against them, tolerant
  * where stock peers deviate from the letter: a stock knot sends `$type: ""`.
  */
 import { readdirSync, readFileSync } from 'node:fs';

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { type Keypair, P256Keypair, Secp256k1Keypair } from '@atproto/crypto';
 import { createServiceJwt } from '@atproto/xrpc-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { didDocumentKeys, FakePds } from '../../test/fakes/pds.ts';
+import { didDocumentKeys, FakePds } from '../../fakes/pds.ts';
 import { XrpcError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { ServiceAuth } from './service-auth.ts';

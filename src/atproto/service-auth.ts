@@ -31,7 +31,7 @@ const LOOKUPS_IN_FLIGHT = 4;
 const MAX_CACHED = 10_000;
 
 export interface ServiceAuthOptions {
-  /** `BOBBIN_HOSTNAME`, possibly with a port. */
+  /** `TREADLE_HOSTNAME`, possibly with a port. */
   hostname: string;
   identity: IdentityOptions;
   log: Logger;

@@ -1,7 +1,7 @@
 /**
  * The unauthenticated `sh.tangled.ci.*` reads (2026 spec §3.8): `queryPipelines`, `getPipeline`
  * and `describeWorkflowDefinition`. Parameters are checked here and a bad one is an
- * `InvalidRequest` naming it; every pipeline bobbin runs, adopted or self-built, is visible.
+ * `InvalidRequest` naming it; every pipeline treadle runs, adopted or self-built, is visible.
  */
 import { createHash } from 'node:crypto';
 import type { Hono } from 'hono';

@@ -1,5 +1,5 @@
 /**
- * `sh.tangled.ci.pipeline` objects (2026 spec §3.8) from bobbin's rows: the TID, the repo DID,
+ * `sh.tangled.ci.pipeline` objects (2026 spec §3.8) from treadle's rows: the TID, the repo DID,
  * the trigger as a `sh.tangled.ci.trigger` union member, the commit the run used, `createdAt`
  * from the pipeline event's `created` (RFC 3339, whole seconds), and each workflow's latest
  * status (`pending` before any) with when it started and finished.

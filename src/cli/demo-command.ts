@@ -1,20 +1,20 @@
 /**
- * `bobbin demo`: the whole spindle flow on this machine, with no account and no network. A
- * fake Jetstream, PLC/PDS and knot run in-process; bobbin serves on a free local port with a
+ * `treadle demo`: the whole spindle flow on this machine, with no account and no network. A
+ * fake Jetstream, PLC/PDS and knot run in-process; treadle serves on a free local port with a
  * temporary database; the owner's repo is onboarded, a knot sends a push pipeline with three
  * workflows (one succeeds, one fails, one names an engine nobody runs), and the /events
  * frames and logs are shown as an appview would show them. Then a new-generation knot (ref
- * updates only, real git over HTTP) gets a push: bobbin reads the workflows from its git,
+ * updates only, real git over HTTP) gets a push: treadle reads the workflows from its git,
  * builds and runs the pipeline itself, and `sh.tangled.ci.queryPipelines` shows it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppviewEvents, type RenderedStep, readLogs } from '../../test/fakes/appview.ts';
-import { FakeBuildkite } from '../../test/fakes/buildkite.ts';
-import { FakeJetstream } from '../../test/fakes/jetstream.ts';
-import { FakeKnot } from '../../test/fakes/knot.ts';
-import { FakePds } from '../../test/fakes/pds.ts';
+import { AppviewEvents, type RenderedStep, readLogs } from '../../fakes/appview.ts';
+import { FakeBuildkite } from '../../fakes/buildkite.ts';
+import { FakeJetstream } from '../../fakes/jetstream.ts';
+import { FakeKnot } from '../../fakes/knot.ts';
+import { FakePds } from '../../fakes/pds.ts';
 import { loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import { Service } from '../service.ts';
@@ -30,12 +30,12 @@ const WORKFLOWS = [
   {
     name: 'build.yml',
     engine: 'nixery',
-    raw: `when:\n  - event: ["push"]\n    branch: ["main"]\nengine: nixery\nsteps:\n  - name: install\n    command: npm ci\n  - name: test\n    command: npm test\nbobbin:\n  stub:\n    outcome: success\n    duration: 1500ms\n`,
+    raw: `when:\n  - event: ["push"]\n    branch: ["main"]\nengine: nixery\nsteps:\n  - name: install\n    command: npm ci\n  - name: test\n    command: npm test\ntreadle:\n  stub:\n    outcome: success\n    duration: 1500ms\n`,
   },
   {
     name: 'lint.yml',
     engine: 'nixery',
-    raw: `engine: nixery\nsteps:\n  - name: lint\n    command: npm run lint\nbobbin:\n  stub:\n    outcome: failure\n    duration: 800ms\n    exitCode: 2\n`,
+    raw: `engine: nixery\nsteps:\n  - name: lint\n    command: npm run lint\ntreadle:\n  stub:\n    outcome: failure\n    duration: 800ms\n    exitCode: 2\n`,
   },
   {
     name: 'deploy.yml',
@@ -47,12 +47,14 @@ const WORKFLOWS = [
 export async function demoCommand(args: string[], io: Output): Promise<number> {
   if (args[0] === 'queue') return queueDemo(io);
   if (args.length > 0) {
-    io.err(`bobbin demo: unknown argument ${JSON.stringify(args[0])} (try: bobbin demo, bobbin demo queue)`);
+    io.err(
+      `treadle demo: unknown argument ${JSON.stringify(args[0])} (try: treadle demo, treadle demo queue)`,
+    );
     return EXIT.usage;
   }
   const t0 = Date.now();
   const at = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(4)}s`;
-  const dir = mkdtempSync(join(tmpdir(), 'bobbin-demo-'));
+  const dir = mkdtempSync(join(tmpdir(), 'treadle-demo-'));
   const [jetstream, pds, knot, newKnot, bk] = await Promise.all([
     FakeJetstream.start(),
     FakePds.start(),
@@ -63,28 +65,28 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
   jetstream.pds = pds;
   pds.addIdentity(OWNER);
   const { config } = loadConfig({
-    BOBBIN_HOSTNAME: HOSTNAME,
-    BOBBIN_OWNER: OWNER,
-    BOBBIN_LISTEN: '127.0.0.1:0',
-    BOBBIN_DB: join(dir, 'bobbin.db'),
-    BOBBIN_JETSTREAM_URL: jetstream.url,
-    BOBBIN_PLC_URL: pds.url,
-    BOBBIN_DEV: '1',
-    BOBBIN_ENGINES: 'nixery=stub',
-    BOBBIN_POLL_INTERVAL: '100ms',
-    BOBBIN_PUSH_HOLD: '300ms',
-    BOBBIN_BUILDKITE_TOKEN: bk.token,
-    BOBBIN_BUILDKITE_ORG: 'demo',
-    BOBBIN_BUILDKITE_API_URL: bk.apiUrl,
-    BOBBIN_BUILDKITE_WEBHOOK_SECRET: 'demo-webhook-secret',
-    BOBBIN_BUILDKITE_WEBHOOK_MODE: 'signature',
+    TREADLE_HOSTNAME: HOSTNAME,
+    TREADLE_OWNER: OWNER,
+    TREADLE_LISTEN: '127.0.0.1:0',
+    TREADLE_DB: join(dir, 'treadle.db'),
+    TREADLE_JETSTREAM_URL: jetstream.url,
+    TREADLE_PLC_URL: pds.url,
+    TREADLE_DEV: '1',
+    TREADLE_ENGINES: 'nixery=stub',
+    TREADLE_POLL_INTERVAL: '100ms',
+    TREADLE_PUSH_HOLD: '300ms',
+    TREADLE_BUILDKITE_TOKEN: bk.token,
+    TREADLE_BUILDKITE_ORG: 'demo',
+    TREADLE_BUILDKITE_API_URL: bk.apiUrl,
+    TREADLE_BUILDKITE_WEBHOOK_SECRET: 'demo-webhook-secret',
+    TREADLE_BUILDKITE_WEBHOOK_MODE: 'signature',
   });
   const service = Service.create(config, createLogger('silent'));
   const appview = new AppviewEvents();
   try {
     await service.start();
     const base = `http://127.0.0.1:${service.port}`;
-    io.out(`${at()}  bobbin serves ${HOSTNAME} at ${base} (owner ${OWNER}, database in ${dir})`);
+    io.out(`${at()}  treadle serves ${HOSTNAME} at ${base} (owner ${OWNER}, database in ${dir})`);
     io.out(`${at()}  fakes: Jetstream ${jetstream.url}, PLC+PDS ${pds.url}, knot ${knot.host}`);
     await appview.connect(base);
     io.out(`${at()}  an appview subscribes to ${base.replace('http', 'ws')}/events`);
@@ -98,7 +100,7 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     });
     io.out(`${at()}  Jetstream: ${OWNER} saves repo "hello" on knot ${knot.host} with spindle ${HOSTNAME}`);
     await until(() => knot.connected > 0, 10_000);
-    io.out(`${at()}  bobbin follows the knot: ws://${knot.host}${knot.connections[0]}`);
+    io.out(`${at()}  treadle follows the knot: ws://${knot.host}${knot.connections[0]}`);
 
     const rkey = '3kdemopipe222';
     emitPush(knot, rkey, 'c0ffee'.padEnd(40, '0'), WORKFLOWS);
@@ -149,7 +151,7 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
 }
 
 const REPO_DID = 'did:plc:demorepo';
-const CI_YML = `when:\n  - event: push\n    branch: main\nengine: nixery\nsteps:\n  - name: test\n    command: make test\nbobbin:\n  stub:\n    duration: 600ms\n`;
+const CI_YML = `when:\n  - event: push\n    branch: main\nengine: nixery\nsteps:\n  - name: test\n    command: make test\ntreadle:\n  stub:\n    duration: 600ms\n`;
 const DOCS_YML = `when:\n  - event: push\n    branch: main\n    paths: ["docs/**"]\nengine: nixery\nsteps:\n  - name: docs\n    command: make docs\n`;
 
 /** Part two: a knot that only sends ref updates (Rust knot, Go ≥ v1.14), with real git over HTTP. */
@@ -172,7 +174,7 @@ async function newGenerationKnot(
     createdAt: new Date().toISOString(),
   });
   await until(() => newKnot.connected > 0, 10_000);
-  io.out(`${at()}  Jetstream: repo "world" (${REPO_DID}) on ${newKnot.host}; bobbin follows that knot too`);
+  io.out(`${at()}  Jetstream: repo "world" (${REPO_DID}) on ${newKnot.host}; treadle follows that knot too`);
   const sha = newKnot.git.commit(REPO_DID, {
     '.tangled/workflows/ci.yml': CI_YML,
     '.tangled/workflows/docs.yml': DOCS_YML,
@@ -203,7 +205,7 @@ async function newGenerationKnot(
     return undefined;
   }, 25_000);
   io.out(
-    `${at()}  bobbin fetched .tangled/workflows at ${sha.slice(0, 12)} over git HTTP, compiled when: (docs.yml skipped: no docs/** change), ran pipeline ${found}: ${appview.history(found, 'ci.yml').join(' → ')}`,
+    `${at()}  treadle fetched .tangled/workflows at ${sha.slice(0, 12)} over git HTTP, compiled when: (docs.yml skipped: no docs/** change), ran pipeline ${found}: ${appview.history(found, 'ci.yml').join(' → ')}`,
   );
   const url = `${base}/xrpc/sh.tangled.ci.queryPipelines?repo=${REPO_DID}`;
   const res = await fetch(url);
@@ -256,13 +258,13 @@ async function buildkitePart(
   });
   const rkey = '3kdemobkpipe2';
   const raw =
-    'engine: nixery\nsteps:\n  - name: test\n    command: npm test\nbobbin:\n  buildkite:\n    pipeline: hello-ci\n';
+    'engine: nixery\nsteps:\n  - name: test\n    command: npm test\ntreadle:\n  buildkite:\n    pipeline: hello-ci\n';
   emitPush(knot, rkey, 'beef'.padEnd(40, '1'), [{ name: 'buildkite.yml', engine: 'nixery', raw }]);
   io.out(`${at()}  knot: another push → pipeline ${rkey}; buildkite.yml names Buildkite pipeline "hello-ci"`);
   await until(() => TERMINAL.has(appview.latest(rkey)['buildkite.yml']?.status ?? ''), 20_000);
   const build = bk.builds.at(-1)!;
   io.out(
-    `${at()}  fake Buildkite at ${bk.apiUrl}: build #${build.number} of demo/hello-ci, meta_data bobbin:request_id = ${(build.body.meta_data as Record<string, string>)['bobbin:request_id']}`,
+    `${at()}  fake Buildkite at ${bk.apiUrl}: build #${build.number} of demo/hello-ci, meta_data treadle:request_id = ${(build.body.meta_data as Record<string, string>)['treadle:request_id']}`,
   );
   io.out(
     `${at()}  webhooks delivered (signed): ${bk.deliveries.map((x) => `${x.event} ${x.status}`).join(', ')}`,

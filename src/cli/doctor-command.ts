@@ -15,12 +15,12 @@ import type { Output } from './output.ts';
 
 type Level = 'ok' | 'warn' | 'FAIL';
 
-/** `bobbin doctor`: checks what `serve` needs without changing anything. */
+/** `treadle doctor`: checks what `serve` needs without changing anything. */
 export async function doctorCommand(env: NodeJS.ProcessEnv, io: Output): Promise<number> {
   const results: Array<[Level, string]> = [];
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
   const nodeOk = major > 22 || (major === 22 && minor >= 19);
-  results.push([nodeOk ? 'ok' : 'FAIL', `Node.js ${process.version} (bobbin needs 22.19 or newer)`]);
+  results.push([nodeOk ? 'ok' : 'FAIL', `Node.js ${process.version} (treadle needs 22.19 or newer)`]);
 
   let dbPath: string | undefined;
   let bkSettings: BuildkiteSettings | undefined;
@@ -39,7 +39,7 @@ export async function doctorCommand(env: NodeJS.ProcessEnv, io: Output): Promise
       const map = Object.entries(config.engines).map(([engine, runner]) => `${engine} → ${runner}`);
       results.push([
         'ok',
-        `runners: ${runners.join(', ')}; engine map: ${map.length > 0 ? map.join(', ') : 'none (workflows route by engine name or a bobbin: block)'}`,
+        `runners: ${runners.join(', ')}; engine map: ${map.length > 0 ? map.join(', ') : 'none (workflows route by engine name or a treadle: block)'}`,
       ]);
     } catch (err) {
       if (err instanceof ConfigError) for (const p of err.problems) results.push(['FAIL', p]);
@@ -48,7 +48,7 @@ export async function doctorCommand(env: NodeJS.ProcessEnv, io: Output): Promise
   } catch (err) {
     if (err instanceof ConfigError) for (const p of err.problems) results.push(['FAIL', p]);
     else results.push(['FAIL', errorMessage(err)]);
-    dbPath = env.BOBBIN_DB ?? env.SPINDLE_SERVER_DB_PATH;
+    dbPath = env.TREADLE_DB ?? env.SPINDLE_SERVER_DB_PATH;
   }
 
   if (bkSettings) results.push(...(await checkBuildkite(bkSettings)));
@@ -68,19 +68,19 @@ function checkDatabase(path: string): Array<[Level, string]> {
       const latest = MIGRATIONS.at(-1)!.version;
       out.push([
         version === latest ? 'ok' : 'warn',
-        `database ${path}: schema ${version ?? 'none'} (this bobbin: ${latest}${version !== latest ? '; serve migrates it' : ''})`,
+        `database ${path}: schema ${version ?? 'none'} (this treadle: ${latest}${version !== latest ? '; serve migrates it' : ''})`,
       ]);
       const holder = version ? InstanceLock.holder(db) : undefined;
       out.push([
         'ok',
         holder
           ? `served by pid ${holder.pid} on ${holder.host}, heartbeat ${Math.round((Date.now() - holder.heartbeatAt) / 1000)} s ago`
-          : 'no bobbin is serving this database now',
+          : 'no treadle is serving this database now',
       ]);
       if (version) {
         const { dead } = new QueueStore(db).stats(Date.now());
         const total = [...dead.values()].reduce((a, b) => a + b, 0);
-        if (total > 0) out.push(['warn', `${total} dead letter(s): see bobbin queue stats`]);
+        if (total > 0) out.push(['warn', `${total} dead letter(s): see treadle queue stats`]);
       }
     } finally {
       db.close();
@@ -94,14 +94,14 @@ function checkDatabase(path: string): Array<[Level, string]> {
 /** Reads one page of the organisation's builds: proves the token, its read scope and the org. */
 async function checkBuildkite(bk: BuildkiteSettings): Promise<Array<[Level, string]>> {
   if (!bk.token)
-    return [['ok', 'Buildkite: not configured (set BOBBIN_BUILDKITE_TOKEN to enable the buildkite runner)']];
+    return [['ok', 'Buildkite: not configured (set TREADLE_BUILDKITE_TOKEN to enable the buildkite runner)']];
   const out: Array<[Level, string]> = [];
   if (!bk.webhookSecret)
-    out.push(['warn', 'Buildkite: no BOBBIN_BUILDKITE_WEBHOOK_SECRET; builds are tracked by polling alone']);
+    out.push(['warn', 'Buildkite: no TREADLE_BUILDKITE_WEBHOOK_SECRET; builds are tracked by polling alone']);
   if (!bk.org) {
     out.push([
       'warn',
-      'Buildkite: no BOBBIN_BUILDKITE_ORG; every workflow must name its org in bobbin.buildkite.org',
+      'Buildkite: no TREADLE_BUILDKITE_ORG; every workflow must name its org in treadle.buildkite.org',
     ]);
     return out;
   }
@@ -123,7 +123,7 @@ async function checkBuildkite(bk: BuildkiteSettings): Promise<Array<[Level, stri
   } catch (err) {
     out.push([
       'FAIL',
-      `Buildkite: ${errorMessage(err)} (check BOBBIN_BUILDKITE_TOKEN, its read_builds scope, and BOBBIN_BUILDKITE_ORG)`,
+      `Buildkite: ${errorMessage(err)} (check TREADLE_BUILDKITE_TOKEN, its read_builds scope, and TREADLE_BUILDKITE_ORG)`,
     ]);
   } finally {
     await client.close();

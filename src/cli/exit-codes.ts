@@ -3,7 +3,7 @@ export const EXIT = {
   ok: 0,
   failure: 1,
   usage: 2,
-  /** Another bobbin holds the database (EX_TEMPFAIL). */
+  /** Another treadle holds the database (EX_TEMPFAIL). */
   locked: 75,
   /** Bad or missing configuration (EX_CONFIG). */
   config: 78,

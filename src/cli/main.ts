@@ -1,4 +1,4 @@
-import { BobbinError, ConfigError, InstanceLockedError, InvalidRequestError } from '../errors.ts';
+import { ConfigError, InstanceLockedError, InvalidRequestError, TreadleError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { demoCommand } from './demo-command.ts';
 import { doctorCommand } from './doctor-command.ts';
@@ -9,22 +9,22 @@ import { runsCommand } from './runs-command.ts';
 import { secretsCommand } from './secrets-command.ts';
 import { serveCommand } from './serve-command.ts';
 
-export const USAGE = `bobbin ${VERSION}: a Tangled spindle that hands CI work to other CI systems
+export const USAGE = `treadle ${VERSION}: a Tangled spindle that hands CI work to other CI systems
 
-usage: bobbin <command> [options]
+usage: treadle <command> [options]
 
 commands:
-  serve      run the spindle daemon (configured by BOBBIN_* variables; see README)
+  serve      run the spindle daemon (configured by TREADLE_* variables; see README)
   demo       run the whole spindle flow locally (fake Jetstream, knot, appview), then exit;
              "demo queue" shows the durable queue alone
   doctor     check the configuration, the database and the environment
-  queue      inspect the durable queue: stats, dlq list | replay | drop  (bobbin queue --help)
-  runs       pipelines: list [--active], cancel <pipeline> [workflow…], retry <pipeline>  (bobbin runs --help)
-  secrets    rotate-key: reseal repository secrets under a new key, daemon stopped (bobbin secrets --help)
+  queue      inspect the durable queue: stats, dlq list | replay | drop  (treadle queue --help)
+  runs       pipelines: list [--active], cancel <pipeline> [workflow…], retry <pipeline>  (treadle runs --help)
+  secrets    rotate-key: reseal repository secrets under a new key, daemon stopped (treadle secrets --help)
   help       show this text
   version    print the version
 
-exit codes: 0 ok, 1 failure, 2 usage, 75 database in use by another bobbin, 78 bad configuration`;
+exit codes: 0 ok, 1 failure, 2 usage, 75 database in use by another treadle, 78 bad configuration`;
 
 export async function main(
   argv: string[],
@@ -59,7 +59,7 @@ export async function main(
         io.err(USAGE);
         return EXIT.usage;
       default:
-        io.err(`bobbin: unknown command "${command}"\n\n${USAGE}`);
+        io.err(`treadle: unknown command "${command}"\n\n${USAGE}`);
         return EXIT.usage;
     }
   } catch (err) {
@@ -69,21 +69,21 @@ export async function main(
 
 function reportFailure(err: unknown, io: Output): number {
   if (err instanceof ConfigError) {
-    io.err(`bobbin: ${err.message}`);
+    io.err(`treadle: ${err.message}`);
     return EXIT.config;
   }
   if (err instanceof InstanceLockedError) {
-    io.err(`bobbin: ${err.message}`);
+    io.err(`treadle: ${err.message}`);
     return EXIT.locked;
   }
   if (
     err instanceof InvalidRequestError ||
     String((err as NodeJS.ErrnoException)?.code).startsWith('ERR_PARSE_ARGS')
   ) {
-    io.err(`bobbin: ${(err as Error).message}`);
+    io.err(`treadle: ${(err as Error).message}`);
     return EXIT.usage;
   }
   // Our own errors carry a message meant for the operator; anything else is a bug: show the stack.
-  io.err(`bobbin: ${err instanceof BobbinError ? err.message : ((err as Error)?.stack ?? String(err))}`);
+  io.err(`treadle: ${err instanceof TreadleError ? err.message : ((err as Error)?.stack ?? String(err))}`);
   return EXIT.failure;
 }

@@ -7,11 +7,11 @@ import { EXIT } from './exit-codes.ts';
 import { type Output, table } from './output.ts';
 
 export const QUEUE_USAGE = `usage:
-  bobbin queue stats [--json]              per topic and group: ready, retrying, in flight, held, dead
-  bobbin queue dlq list <topic> [--json]   dead letters of a topic (oldest first)
-  bobbin queue dlq replay <topic> [id]     move dead letters back to their original topic
-  bobbin queue dlq drop <topic> <id>       delete a dead letter for good
-options: --db <file> (default: BOBBIN_DB)`;
+  treadle queue stats [--json]              per topic and group: ready, retrying, in flight, held, dead
+  treadle queue dlq list <topic> [--json]   dead letters of a topic (oldest first)
+  treadle queue dlq replay <topic> [id]     move dead letters back to their original topic
+  treadle queue dlq drop <topic> <id>       delete a dead letter for good
+options: --db <file> (default: TREADLE_DB)`;
 
 type Action =
   | { kind: 'stats' }
@@ -19,7 +19,7 @@ type Action =
   | { kind: 'replay'; dlq: string; id: string | undefined }
   | { kind: 'drop'; dlq: string; id: string };
 
-/** `bobbin queue …`: operates on the database file directly; safe while `serve` runs. */
+/** `treadle queue …`: operates on the database file directly; safe while `serve` runs. */
 export function queueCommand(args: string[], env: NodeJS.ProcessEnv, io: Output): number {
   const { values, positionals } = parseArgs({
     args,

@@ -25,11 +25,11 @@ const JOBS: Job[] = [
 ];
 
 /**
- * `bobbin demo queue`: the durable queue every processing step runs on, shown on a temporary
+ * `treadle demo queue`: the durable queue every processing step runs on, shown on a temporary
  * database: per-repository order, retry with backoff, hold, dead-letter and replay, dedup.
  */
 export async function queueDemo(io: Output): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'bobbin-demo-'));
+  const dir = mkdtempSync(join(tmpdir(), 'treadle-demo-'));
   const db = openDatabase(join(dir, 'demo.db'));
   const queue = new Queue(new QueueStore(db), createLogger('silent'), {
     initialBackoffMs: 200,
@@ -45,7 +45,7 @@ export async function queueDemo(io: Output): Promise<number> {
   const flakyFailed = new Set<string>();
   const held = new Set<string>();
 
-  io.out('bobbin demo: the durable queue that every step of bobbin runs on');
+  io.out('treadle demo: the durable queue that every step of treadle runs on');
   io.out(`temporary database ${join(dir, 'demo.db')}; topic "demo.build", one partition per repository\n`);
   queue.consume<Job>('demo.build', 'builds', async (m, d) => {
     const job = m.payload;
@@ -82,7 +82,7 @@ export async function queueDemo(io: Output): Promise<number> {
   printStats(queue, io);
   const [letter] = queue.deadLetters('demo.build');
   io.out(`\ndead letter: ${letter?.partitionKey} ${letter?.id}: ${letter?.lastError}`);
-  io.out('fixing the workflow and replaying it (bobbin queue dlq replay demo.build):');
+  io.out('fixing the workflow and replaying it (treadle queue dlq replay demo.build):');
   fixed = true;
   queue.replayDeadLetters('demo.build');
   await until(() => handled === JOBS.length);

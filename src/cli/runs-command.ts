@@ -1,5 +1,5 @@
 /**
- * `bobbin runs …`: pipelines for operators. Works on the database file directly and is safe
+ * `treadle runs …`: pipelines for operators. Works on the database file directly and is safe
  * while `serve` runs: a cancel is recorded on the workflows and their dispatch is woken, a retry
  * is queued with its new TID; the daemon carries both out (at once when it runs, else when it
  * next starts), exactly as for the XRPC methods.
@@ -23,11 +23,11 @@ import { EXIT } from './exit-codes.ts';
 import { type Output, table } from './output.ts';
 
 export const RUNS_USAGE = `usage:
-  bobbin runs list [--active] [--limit N] [--json]   newest pipelines first, with each workflow's status
-  bobbin runs cancel <pipeline> [workflow…]          cancel a pipeline's unfinished workflows (or those named)
-  bobbin runs retry <pipeline>                        run a pipeline again under a new id
+  treadle runs list [--active] [--limit N] [--json]   newest pipelines first, with each workflow's status
+  treadle runs cancel <pipeline> [workflow…]          cancel a pipeline's unfinished workflows (or those named)
+  treadle runs retry <pipeline>                        run a pipeline again under a new id
 <pipeline> is a TID, <knot>/<tid> or the pipeline's AT-URI
-options: --db <file> (default: BOBBIN_DB)`;
+options: --db <file> (default: TREADLE_DB)`;
 
 const AT_URI = /^at:\/\/did:web:([^/]+)\/sh\.tangled\.pipeline\/([^/]+)$/;
 const BY = 'cli';
@@ -64,7 +64,7 @@ export function runsCommand(args: string[], env: NodeJS.ProcessEnv, io: Output):
     if (sub === 'list') return list(store, limit, values.active ?? false, values.json ?? false, io);
     const pipeline = find(store, target!);
     if (!pipeline) {
-      io.err(`bobbin: no pipeline ${target}`);
+      io.err(`treadle: no pipeline ${target}`);
       return EXIT.failure;
     }
     const queueStore = new QueueStore(db);
@@ -97,7 +97,7 @@ function cancel(
 ): number {
   const outcome = cancelWorkflows(store, queue, pipeline, names, BY);
   if (outcome.unknown.length > 0) {
-    io.err(`bobbin: pipeline ${pipeline.rkey} has no workflow ${outcome.unknown.join(', ')}`);
+    io.err(`treadle: pipeline ${pipeline.rkey} has no workflow ${outcome.unknown.join(', ')}`);
     return EXIT.failure;
   }
   for (const f of outcome.finished) io.out(`${f.name}: already finished (${f.status}), left as it is`);
@@ -105,7 +105,7 @@ function cancel(
   for (const n of outcome.cancelled) io.out(`${n}: cancel requested; the daemon stops it`);
   const nothing = nothingToCancel(outcome);
   if (nothing) {
-    io.err(`bobbin: ${nothing}`);
+    io.err(`treadle: ${nothing}`);
     return EXIT.failure;
   }
   return EXIT.ok;

@@ -1,12 +1,12 @@
 /**
- * `bobbin secrets rotate-key`: reseals every repository secret under a new key while the daemon
+ * `treadle secrets rotate-key`: reseals every repository secret under a new key while the daemon
  * is stopped (it takes the instance lock).
  *
  * With the key file, the new key is written to `<file>.next` (0600), every value is resealed in
  * one transaction, then `.next` replaces the file. The daemon loads both files while `.next`
- * exists, so a crash at any step loses nothing. With `BOBBIN_SECRETS_KEY`, pass
+ * exists, so a crash at any step loses nothing. With `TREADLE_SECRETS_KEY`, pass
  * `--new-key <base64>` (or let one be generated and printed). Afterwards set
- * `BOBBIN_SECRETS_KEY=<new>`; the form `<new>,<old>` also works.
+ * `TREADLE_SECRETS_KEY=<new>`; the form `<new>,<old>` also works.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
@@ -20,11 +20,11 @@ import { EXIT } from './exit-codes.ts';
 import type { Output } from './output.ts';
 
 export const SECRETS_USAGE = `usage:
-  bobbin secrets rotate-key [--new-key <base64>] [--db <path>]
+  treadle secrets rotate-key [--new-key <base64>] [--db <path>]
 
 Reseals every repository secret under a new key. Stop the daemon first.
-With a key file (BOBBIN_SECRETS_KEY unset) the file is replaced; with BOBBIN_SECRETS_KEY the new
-key is --new-key or a generated one (printed), to be set as BOBBIN_SECRETS_KEY afterwards.
+With a key file (TREADLE_SECRETS_KEY unset) the file is replaced; with TREADLE_SECRETS_KEY the new
+key is --new-key or a generated one (printed), to be set as TREADLE_SECRETS_KEY afterwards.
 `;
 
 export function secretsCommand(args: string[], env: NodeJS.ProcessEnv, io: Output): number {
@@ -60,7 +60,7 @@ export function secretsCommand(args: string[], env: NodeJS.ProcessEnv, io: Outpu
     const old =
       current.source === 'file'
         ? []
-        : config.secretsKey!.split(',').map((k) => parseKey(k, 'BOBBIN_SECRETS_KEY'));
+        : config.secretsKey!.split(',').map((k) => parseKey(k, 'TREADLE_SECRETS_KEY'));
     if (current.source === 'file') writeKeyFile(`${file}.next`, fresh);
     const all =
       current.source === 'file' ? loadKeyring(undefined, path).keyring : new Keyring([fresh, ...old]);
@@ -69,8 +69,10 @@ export function secretsCommand(args: string[], env: NodeJS.ProcessEnv, io: Outpu
       renameSync(`${file}.next`, file);
       io.out(`resealed ${count} secret(s) under a new key; ${file} replaced\n`);
     } else {
-      io.out(`resealed ${count} secret(s) under the new key. Set it before starting bobbin:\n`);
-      io.out(`BOBBIN_SECRETS_KEY=${values['new-key'] ? '<the key you passed>' : fresh.toString('base64')}\n`);
+      io.out(`resealed ${count} secret(s) under the new key. Set it before starting treadle:\n`);
+      io.out(
+        `TREADLE_SECRETS_KEY=${values['new-key'] ? '<the key you passed>' : fresh.toString('base64')}\n`,
+      );
     }
     return EXIT.ok;
   } finally {

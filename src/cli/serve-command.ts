@@ -4,7 +4,7 @@ import { Service } from '../service.ts';
 import { EXIT } from './exit-codes.ts';
 
 /**
- * `bobbin serve`: runs until SIGTERM or SIGINT, then drains within BOBBIN_SHUTDOWN_TIMEOUT and
+ * `treadle serve`: runs until SIGTERM or SIGINT, then drains within TREADLE_SHUTDOWN_TIMEOUT and
  * exits 0. A second signal exits at once.
  */
 export async function serveCommand(env: NodeJS.ProcessEnv): Promise<number> {

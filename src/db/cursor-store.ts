@@ -1,4 +1,4 @@
-/** Resume points of the streams bobbin reads: `jetstream` (µs) and `knot:<host>` (ns), as decimal text. */
+/** Resume points of the streams treadle reads: `jetstream` (µs) and `knot:<host>` (ns), as decimal text. */
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.ts';
 

@@ -47,7 +47,7 @@ export function openExistingDatabase(path: string): Db {
     return openDatabase(path, { mustExist: true });
   } catch (err) {
     throw new ConfigError(
-      `no bobbin database at ${path} (set BOBBIN_DB or pass --db): ${(err as Error).message}`,
+      `no treadle database at ${path} (set TREADLE_DB or pass --db): ${(err as Error).message}`,
     );
   }
 }

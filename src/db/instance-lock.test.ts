@@ -16,7 +16,7 @@ afterEach(() => {
 function open(): string {
   const t = tempDir();
   cleanup = t.cleanup;
-  const path = join(t.dir, 'bobbin.db');
+  const path = join(t.dir, 'treadle.db');
   db = openDatabase(path);
   return path;
 }

@@ -73,8 +73,8 @@ export class InstanceLock {
     const live = take.immediate();
     if (live) {
       throw new InstanceLockedError(
-        `another bobbin (pid ${live.pid} on ${live.host}, started ${new Date(live.startedAt).toISOString()}) ` +
-          `is using the database ${this.path}; stop it first, or point BOBBIN_DB at another file`,
+        `another treadle (pid ${live.pid} on ${live.host}, started ${new Date(live.startedAt).toISOString()}) ` +
+          `is using the database ${this.path}; stop it first, or point TREADLE_DB at another file`,
       );
     }
   }

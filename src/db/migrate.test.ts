@@ -13,7 +13,7 @@ afterEach(() => cleanup());
 function dbPath(): string {
   const t = tempDir();
   cleanup = t.cleanup;
-  return join(t.dir, 'nested', 'bobbin.db');
+  return join(t.dir, 'nested', 'treadle.db');
 }
 
 describe('openDatabase', () => {
@@ -56,7 +56,7 @@ describe('migrate', () => {
     db.close();
   });
 
-  it('refuses a database written by a newer bobbin', () => {
+  it('refuses a database written by a newer treadle', () => {
     const db = new Database(dbPath().replace('nested/', ''));
     migrate(db, [...MIGRATIONS, { version: 999, name: 'future', sql: 'SELECT 1;' }]);
     expect(() => migrate(db)).toThrow(ConfigError);

@@ -15,7 +15,7 @@ interface AppliedRow {
 
 /**
  * Applies pending migrations, each in its own IMMEDIATE transaction (so two processes opening
- * a fresh file cannot both apply one). Refuses a database written by a newer bobbin, and one
+ * a fresh file cannot both apply one). Refuses a database written by a newer treadle, and one
  * whose applied migrations no longer match the code (a released migration was edited).
  */
 export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): number {
@@ -30,7 +30,7 @@ export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): 
     const m = known.get(row.version);
     if (!m) {
       throw new ConfigError(
-        `database schema version ${row.version} (${row.name}) is newer than this bobbin knows; upgrade bobbin`,
+        `database schema version ${row.version} (${row.name}) is newer than this treadle knows; upgrade treadle`,
       );
     }
     if (checksum(m) !== row.checksum) {
@@ -55,7 +55,7 @@ export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): 
   return count;
 }
 
-/** The highest applied migration, or undefined for a file bobbin never migrated. */
+/** The highest applied migration, or undefined for a file treadle never migrated. */
 export function schemaVersion(db: Db): number | undefined {
   const table = db
     .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`)

@@ -12,7 +12,7 @@ export interface WorkflowKey {
 export interface WorkflowRow extends WorkflowKey {
   engine: string;
   runner: string | null;
-  /** The runner's options from the workflow's `bobbin:` block, as JSON. */
+  /** The runner's options from the workflow's `treadle:` block, as JSON. */
   options: string;
   buildId: string | null;
   status: WireStatus | null;

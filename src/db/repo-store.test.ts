@@ -15,7 +15,7 @@ afterEach(() => {
 function store(): RepoStore {
   const t = tempDir();
   cleanup = t.cleanup;
-  db = openDatabase(join(t.dir, 'bobbin.db'));
+  db = openDatabase(join(t.dir, 'treadle.db'));
   return new RepoStore(db, OWNER);
 }
 

@@ -1,4 +1,4 @@
-/** Members, repos and collaborators as discovery records them; which repos bobbin serves. */
+/** Members, repos and collaborators as discovery records them; which repos treadle serves. */
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.ts';
 

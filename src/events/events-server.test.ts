@@ -25,7 +25,7 @@ afterEach(async () => {
 
 async function start(path?: string, pingIntervalMs = 30_000): Promise<void> {
   const t = path ? { dir: '', cleanup: () => {} } : tempDir();
-  const file = path ?? join(t.dir, 'bobbin.db');
+  const file = path ?? join(t.dir, 'treadle.db');
   const db = openDatabase(file);
   const log = new EventLog(new EventStore(db));
   const events = new EventsServer(log, createLogger('silent'), { pingIntervalMs });

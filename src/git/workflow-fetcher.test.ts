@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeKnot } from '../../test/fakes/knot.ts';
+import { FakeKnot } from '../../fakes/knot.ts';
 import { createLogger } from '../logger.ts';
 import { WorkflowFetcher, WorkflowFilesRefused } from './workflow-fetcher.ts';
 
@@ -14,7 +14,7 @@ let fetcher: WorkflowFetcher;
 beforeAll(async () => {
   knot = await FakeKnot.start();
   knot.git.create(REPO);
-  dir = mkdtempSync(join(tmpdir(), 'bobbin-fetch-'));
+  dir = mkdtempSync(join(tmpdir(), 'treadle-fetch-'));
   fetcher = new WorkflowFetcher({ dir, dev: true, log: createLogger('silent'), maxFileBytes: 64 * 1024 });
 });
 

@@ -32,7 +32,7 @@ export interface WorkflowFetcherOptions {
   timeoutMs?: number;
 }
 
-/** The commit has workflow files bobbin refuses to read; retrying will not help. */
+/** The commit has workflow files treadle refuses to read; retrying will not help. */
 export class WorkflowFilesRefused extends PermanentError {}
 
 const SHA = /^([0-9a-f]{40}|[0-9a-f]{64})$/;

@@ -2,10 +2,10 @@ import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import {
   AuthError,
-  BobbinError,
   InvalidRequestError,
   MethodNotImplementedError,
   NotFoundError,
+  TreadleError,
   XrpcError,
 } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -25,7 +25,7 @@ export interface HttpDeps {
   routes?: (app: Hono) => void;
 }
 
-const BANNER = (hostname: string) => `bobbin ${VERSION}: a Tangled spindle at ${hostname}
+const BANNER = (hostname: string) => `treadle ${VERSION}: a Tangled spindle at ${hostname}
 
 This is a CI server for Tangled (https://tangled.org). It runs the workflows in
 .tangled/workflows/ of the repositories that name it as their spindle, by handing
@@ -72,6 +72,6 @@ export function errorResponse(err: unknown): [ContentfulStatusCode, { error: str
   if (err instanceof AuthError) return [401, { error: 'AuthRequired', message: err.message }];
   if (err instanceof NotFoundError) return [404, { error: 'NotFound', message: err.message }];
   if (err instanceof MethodNotImplementedError) return [404, { error: err.code, message: err.message }];
-  const code = err instanceof BobbinError ? err.code : 'InternalServerError';
+  const code = err instanceof TreadleError ? err.code : 'InternalServerError';
   return [500, { error: code === 'InternalError' ? 'InternalServerError' : code, message: 'internal error' }];
 }

@@ -34,7 +34,7 @@ export async function listen(
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? 'address in use' : err.message;
-      reject(new StartupError(`cannot listen on ${host}:${port} (BOBBIN_LISTEN): ${why}`, { cause: err }));
+      reject(new StartupError(`cannot listen on ${host}:${port} (TREADLE_LISTEN): ${why}`, { cause: err }));
     };
     server.once('error', onError);
     server.listen(port, host, () => {

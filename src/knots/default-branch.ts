@@ -1,6 +1,6 @@
 /**
  * `sh.tangled.repo.getDefaultBranch` on a repo's knot, for the trigger repo block of pipelines
- * bobbin builds (2026 spec §3.2). Best effort: empty on any failure, as stock does, bounded in
+ * treadle builds (2026 spec §3.2). Best effort: empty on any failure, as stock does, bounded in
  * time, and remembered for a minute so a burst of pushes asks once.
  */
 import type { Logger } from '../logger.ts';

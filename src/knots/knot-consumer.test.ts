@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeKnot } from '../../test/fakes/knot.ts';
+import { FakeKnot } from '../../fakes/knot.ts';
 import { tempDir } from '../../test/support/temp.ts';
 import { sleep, waitFor } from '../../test/support/wait.ts';
 import { CursorStore } from '../db/cursor-store.ts';
@@ -24,7 +24,7 @@ afterEach(async () => {
 function consumers(received: Array<{ knot: string; frame: KnotFrame }>): KnotConsumers {
   const t = tempDir();
   cleanup = t.cleanup;
-  db = openDatabase(join(t.dir, 'bobbin.db'));
+  db = openDatabase(join(t.dir, 'treadle.db'));
   knots = new KnotConsumers({
     dev: true,
     cursors: new CursorStore(db),

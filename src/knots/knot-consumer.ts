@@ -1,7 +1,7 @@
 /**
  * One WebSocket per knot that serves at least one of our repos: `wss://<knot>/events`
  * (`ws://` in dev) resumed from a Unix-ns cursor stored per knot and rewound a few seconds on
- * reconnect (replays are harmless: intake deduplicates). Each frame bobbin cares about is
+ * reconnect (replays are harmless: intake deduplicates). Each frame treadle cares about is
  * published to the durable queue before the cursor moves past it, so nothing is lost.
  */
 import type { CursorStore } from '../db/cursor-store.ts';

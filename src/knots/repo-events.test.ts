@@ -20,7 +20,7 @@ let cleanup = () => {};
 beforeEach(() => {
   const t = tempDir();
   cleanup = t.cleanup;
-  db = openDatabase(join(t.dir, 'bobbin.db'));
+  db = openDatabase(join(t.dir, 'treadle.db'));
   migrate(db);
   repos = new RepoStore(db, OWNER);
   repos.putRepo(REPO);

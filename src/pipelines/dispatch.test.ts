@@ -59,7 +59,7 @@ class GatedRunner implements BuildRunner {
 function setup() {
   const t = tempDir();
   cleanup = t.cleanup;
-  db = openDatabase(join(t.dir, 'bobbin.db'));
+  db = openDatabase(join(t.dir, 'treadle.db'));
   const store = new PipelineStore(db);
   const events = new EventLog(new EventStore(db));
   // The clock moves a second per read, so no status has to wait for the next second.

@@ -3,7 +3,7 @@
  * The handler triggers the build once (the runner deduplicates on the request id, and the
  * build id is stored before anything else happens), then polls the runner with queue `hold()`
  * — no timers, so a restart resumes every poll where it was. A build the runner no longer
- * knows (its state died with a restart) ends `failed` with `bobbin restarted`.
+ * knows (its state died with a restart) ends `failed` with `treadle restarted`.
  */
 import type { BuildRunner, BuildStatus } from '../../providers/runner.ts';
 import { TERMINAL_STATES, wireStatus } from '../../providers/runner.ts';
@@ -15,7 +15,7 @@ import { buildRequest } from './build-request.ts';
 import type { DispatchMessage } from './starter.ts';
 import { isTerminal, type StatusUpdate, type StatusWriter } from './status-writer.ts';
 
-export const RESTARTED_ERROR = 'bobbin restarted';
+export const RESTARTED_ERROR = 'treadle restarted';
 /** What a workflow a user cancelled ends with, as stock words it (2026 spec §2). */
 export const CANCELLED: StatusUpdate = {
   status: 'cancelled',

@@ -3,7 +3,7 @@
  * 2026 spec §4.2–4.5): the record must validate, name the knot it came from and a repo this
  * spindle serves; a (knot, rkey) seen before runs nothing, nor does a push or PR that already
  * runs under its dedup key. From a legacy knot the pipeline is adopted at once. From a knot that
- * sends new-shape ref updates, bobbin's own pipeline for the push is authoritative: the knot's
+ * sends new-shape ref updates, treadle's own pipeline for the push is authoritative: the knot's
  * rkey is lent to it and this message waits; if no self-created run took the key by then, the
  * knot's pipeline is adopted after all, so nothing is ever lost.
  */
@@ -42,7 +42,7 @@ export interface IntakeDeps {
   starter: PipelineStarter;
   validator: RecordValidator;
   log: Logger;
-  /** How long a lent knot pipeline waits for bobbin's own before it is adopted. */
+  /** How long a lent knot pipeline waits for treadle's own before it is adopted. */
   adoptAfterMs: number;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Pull request pipelines bobbin builds itself from network records (2026 spec §3.2, §4.4):
+ * Pull request pipelines treadle builds itself from network records (2026 spec §3.2, §4.4):
  * `sh.tangled.repo.pull` create → `opened`, update → `synchronize`; `sh.tangled.repo.pull.status`
  * create → `reopened`/`closed`/`merged` (the pull record is then read from its author's PDS).
  * Only pulls naming their target repo by DID, served here, from a branch of that same repo
@@ -18,7 +18,7 @@ import { BlobRef, jsonToLex } from '@atproto/lexicon';
 import { getBlob, getRecord, type IdentityOptions, resolvePds } from '../atproto/identity.ts';
 import type { RepoRow } from '../db/repo-store.ts';
 import type { RecordEvent } from '../discovery/records.ts';
-import { BobbinError, errorMessage, NotFoundError, PermanentError, RetryableError } from '../errors.ts';
+import { errorMessage, NotFoundError, PermanentError, RetryableError, TreadleError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { gunzipPatch, tipCommit } from './patch.ts';
 import { pullRunKey } from './run-keys.ts';
@@ -109,7 +109,7 @@ export class PullIntake {
       await this.run(m, log);
     } catch (err) {
       // Unreachable PDSes and knots are retried by the queue; bad or refused input is not.
-      if (!(err instanceof BobbinError) || err instanceof RetryableError) throw err;
+      if (!(err instanceof TreadleError) || err instanceof RetryableError) throw err;
       log.warn({ reason: errorMessage(err) }, 'pull request not run');
     }
   }

@@ -1,5 +1,5 @@
 /**
- * Push pipelines bobbin builds itself from a knot's new-shape `sh.tangled.git.refUpdate`
+ * Push pipelines treadle builds itself from a knot's new-shape `sh.tangled.git.refUpdate`
  * (2026 spec §3.2–3.5, §4.5): the repo DID must be served here and hosted by the sending knot;
  * `skip-ci`/`ci-skip` push options create nothing; the workflows are read from the knot's git at
  * `newSha`, compiled against the push, and the pipeline runs under a fresh TID (or the rkey a

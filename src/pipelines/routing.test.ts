@@ -4,8 +4,8 @@ import { routeWorkflow } from './routing.ts';
 const table = { runners: new Set(['stub', 'buildkite']), engines: { nixery: 'stub' } };
 
 describe('routeWorkflow', () => {
-  it('takes the first key of a bobbin: block, with its options, over the engine', () => {
-    const raw = 'engine: nixery\nbobbin:\n  buildkite:\n    pipeline: app\n  stub: {}\n';
+  it('takes the first key of a treadle: block, with its options, over the engine', () => {
+    const raw = 'engine: nixery\ntreadle:\n  buildkite:\n    pipeline: app\n  stub: {}\n';
     expect(routeWorkflow(raw, 'nixery', table)).toEqual({
       ok: true,
       runner: 'buildkite',
@@ -47,11 +47,11 @@ describe('routeWorkflow', () => {
   });
 
   it('refuses a block naming no configured runner, or with options that are not a mapping', () => {
-    expect(routeWorkflow('bobbin:\n  jenkins: {}\n', 'nixery', table)).toEqual({
+    expect(routeWorkflow('treadle:\n  jenkins: {}\n', 'nixery', table)).toEqual({
       ok: false,
-      error: 'unknown runner "jenkins" in the workflow\'s bobbin: block',
+      error: 'unknown runner "jenkins" in the workflow\'s treadle: block',
     });
-    expect(routeWorkflow('bobbin: stub\n', 'nixery', table)).toMatchObject({ ok: false });
-    expect(routeWorkflow('bobbin:\n  stub: [1]\n', 'nixery', table)).toMatchObject({ ok: false });
+    expect(routeWorkflow('treadle: stub\n', 'nixery', table)).toMatchObject({ ok: false });
+    expect(routeWorkflow('treadle:\n  stub: [1]\n', 'nixery', table)).toMatchObject({ ok: false });
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Routing a workflow to a runner (first match wins): the first key of a top-level `bobbin:`
+ * Routing a workflow to a runner (first match wins): the first key of a top-level `treadle:`
  * block (or `tack:`), a runner named like the workflow's `engine`, the configured engine map;
  * otherwise the workflow fails as on a stock spindle: `unknown engine "<engine>"`.
  */
@@ -12,11 +12,11 @@ export type Route =
 export interface RoutingTable {
   /** Names of the configured runners. */
   runners: ReadonlySet<string>;
-  /** Engine name → runner name (BOBBIN_ENGINES). */
+  /** Engine name → runner name (TREADLE_ENGINES). */
   engines: Readonly<Record<string, string>>;
 }
 
-const BLOCK_KEYS = ['bobbin', 'tack'] as const;
+const BLOCK_KEYS = ['treadle', 'tack'] as const;
 
 export function routeWorkflow(raw: string, engine: string, table: RoutingTable): Route {
   const byEngine = table.runners.has(engine) ? engine : table.engines[engine];

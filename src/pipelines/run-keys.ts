@@ -1,6 +1,6 @@
 /**
  * Dedup keys of 2026 spec §4.5: one run per push (repo, ref, newSha) and per pull-request state
- * (repo, sourceSha, targetBranch), whether it arrives as a knot's pipeline or is built by bobbin.
+ * (repo, sourceSha, targetBranch), whether it arrives as a knot's pipeline or is built by treadle.
  * A repo is named by its DID when it has one, else by knot, owner and name (legacy). The
  * action stays out of a PR key (legacy knots say `create`, new code `opened`/`synchronize`),
  * except for `reopened`, `closed` and `merged`, which would otherwise never run after `opened`

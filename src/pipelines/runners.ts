@@ -1,4 +1,4 @@
-/** The configured BuildRunners by name, and the routing table built from them and BOBBIN_ENGINES. */
+/** The configured BuildRunners by name, and the routing table built from them and TREADLE_ENGINES. */
 import { BuildkiteRunner } from '../../providers/buildkite/buildkite-runner.ts';
 import { BuildkiteClient } from '../../providers/buildkite/client.ts';
 import type { BuildRunner } from '../../providers/runner.ts';
@@ -16,7 +16,7 @@ export interface RunnerDeps {
   onProgress: (requestId: string) => void;
 }
 
-/** The stub runner always; the Buildkite runner when BOBBIN_BUILDKITE_TOKEN is set. */
+/** The stub runner always; the Buildkite runner when TREADLE_BUILDKITE_TOKEN is set. */
 export function createRunners(config: Config, deps: RunnerDeps): Map<string, BuildRunner> {
   const runners = new Map<string, BuildRunner>();
   const stub = new StubRunner();
@@ -48,14 +48,14 @@ export function configuredRunners(config: Config): string[] {
   return config.buildkite.token ? ['stub', 'buildkite'] : ['stub'];
 }
 
-/** Fails with a ConfigError when BOBBIN_ENGINES names a runner that is not configured. */
+/** Fails with a ConfigError when TREADLE_ENGINES names a runner that is not configured. */
 export function routingTable(config: Config, names: Iterable<string>): RoutingTable {
   const runners = new Set(names);
   const problems = Object.entries(config.engines)
     .filter(([, runner]) => !runners.has(runner))
     .map(
       ([engine, runner]) =>
-        `BOBBIN_ENGINES: engine ${engine} maps to runner ${runner}, which is not configured (configured: ${[...runners.keys()].join(', ')})`,
+        `TREADLE_ENGINES: engine ${engine} maps to runner ${runner}, which is not configured (configured: ${[...runners.keys()].join(', ')})`,
     );
   if (problems.length > 0)
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, { problems });

@@ -1,5 +1,5 @@
 /**
- * Starts a pipeline, whoever built it (a knot's record adopted by Intake, or bobbin's own from a
+ * Starts a pipeline, whoever built it (a knot's record adopted by Intake, or treadle's own from a
  * ref update or pull request): the `sh.tangled.pipeline` frame on /events, the pipeline and
  * workflow rows, each workflow's `pending` (and dispatch message) or single `failed`, and the
  * dedup key it runs under. The caller runs it inside `events.transaction`, so it all commits at once.

@@ -19,7 +19,7 @@ const key = { knot: 'knot.example.com', rkey: '3kpipe', name: 'ci.yml' };
 function setup(start: number) {
   const t = tempDir();
   cleanup = t.cleanup;
-  db = openDatabase(join(t.dir, 'bobbin.db'));
+  db = openDatabase(join(t.dir, 'treadle.db'));
   const store = new PipelineStore(db);
   const events = new EventLog(new EventStore(db));
   let now = start;

@@ -1,5 +1,5 @@
 /**
- * Cancelling and re-running pipelines, for the XRPC methods and for `bobbin runs` alike.
+ * Cancelling and re-running pipelines, for the XRPC methods and for `treadle runs` alike.
  *
  * A cancel is recorded on each workflow's row and the workflow's dispatch message is woken; the
  * dispatcher asks the runner to stop and writes `cancelled` (pipelines/dispatch.ts). A retry is a
@@ -108,7 +108,7 @@ export interface RetrierDeps {
 
 /**
  * Starts queued retries: the same trigger and workflow files as the pipeline copied (the files
- * at a commit never change), under the minted TID, as a pipeline bobbin created. Starting twice
+ * at a commit never change), under the minted TID, as a pipeline treadle created. Starting twice
  * starts once.
  */
 export class Retrier {

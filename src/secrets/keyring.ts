@@ -1,8 +1,8 @@
 /**
- * The keys secret values are sealed with (AES-256-GCM). From `BOBBIN_SECRETS_KEY` (base64 of 32
+ * The keys secret values are sealed with (AES-256-GCM). From `TREADLE_SECRETS_KEY` (base64 of 32
  * bytes; a comma-separated list during a rotation, the first one sealing), or else from a key
  * file beside the database, created with mode 0600 on first use. A rotation in progress leaves
- * `<file>.next`, which is loaded too, so a crash at any point of `bobbin secrets rotate-key`
+ * `<file>.next`, which is loaded too, so a crash at any point of `treadle secrets rotate-key`
  * loses nothing. Each sealed value records the id of its key (a hash prefix), never the key.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
@@ -86,7 +86,7 @@ export interface KeySource {
   created: boolean;
 }
 
-/** The key file used when `BOBBIN_SECRETS_KEY` is unset: beside the database. */
+/** The key file used when `TREADLE_SECRETS_KEY` is unset: beside the database. */
 export function keyFileFor(dbPath: string): string {
   return `${dbPath}.secrets-key`;
 }
@@ -95,7 +95,7 @@ export function loadKeyring(env: string | undefined, dbPath: string): KeySource 
   if (env && env.trim() !== '') {
     const keys = env
       .split(',')
-      .map((k, i) => parseKey(k, i === 0 ? 'BOBBIN_SECRETS_KEY' : `BOBBIN_SECRETS_KEY entry ${i + 1}`));
+      .map((k, i) => parseKey(k, i === 0 ? 'TREADLE_SECRETS_KEY' : `TREADLE_SECRETS_KEY entry ${i + 1}`));
     return { keyring: new Keyring(keys), source: 'env', created: false };
   }
   const file = keyFileFor(dbPath);

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const BOBBIN = `${ROOT}bin/bobbin.js`;
+export const TREADLE = `${ROOT}bin/treadle.js`;
 
 export interface Spawned {
   child: ChildProcess;
@@ -15,7 +15,7 @@ export interface Spawned {
 /** Runs a node script with the given args and environment (added to a clean copy of ours). */
 export function spawnNode(script: string, args: string[], env: Record<string, string> = {}): Spawned {
   const base = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('BOBBIN_') && !k.startsWith('SPINDLE_')),
+    Object.entries(process.env).filter(([k]) => !k.startsWith('TREADLE_') && !k.startsWith('SPINDLE_')),
   );
   const child = spawn(process.execPath, [script, ...args], {
     cwd: ROOT,
@@ -36,12 +36,12 @@ export function spawnNode(script: string, args: string[], env: Record<string, st
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
-/** Runs `bobbin <args>` to completion. */
-export async function runBobbin(
+/** Runs `treadle <args>` to completion. */
+export async function runTreadle(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number | string; stdout: string; stderr: string }> {
-  const p = spawnNode(BOBBIN, args, env);
+  const p = spawnNode(TREADLE, args, env);
   const code = await p.exited;
   return { code, stdout: p.stdout(), stderr: p.stderr() };
 }

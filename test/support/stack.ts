@@ -1,13 +1,13 @@
 /**
- * The real daemon (`bin/bobbin.js serve`) against faithful fakes: a Jetstream, a PLC + PDS and
+ * The real daemon (`bin/treadle.js serve`) against faithful fakes: a Jetstream, a PLC + PDS and
  * a knot, with helpers to onboard a repo and build pipeline records as a stock knot does.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { FakeJetstream } from '../fakes/jetstream.ts';
-import { FakeKnot } from '../fakes/knot.ts';
-import { FakePds } from '../fakes/pds.ts';
-import { BOBBIN, type Spawned, spawnNode } from './process.ts';
+import { FakeJetstream } from '../../fakes/jetstream.ts';
+import { FakeKnot } from '../../fakes/knot.ts';
+import { FakePds } from '../../fakes/pds.ts';
+import { type Spawned, spawnNode, TREADLE } from './process.ts';
 import { tempDir } from './temp.ts';
 import { waitFor } from './wait.ts';
 
@@ -37,7 +37,7 @@ export interface Daemon {
 }
 
 export async function startDaemon(env: Record<string, string>): Promise<Daemon> {
-  const p = spawnNode(BOBBIN, ['serve'], env);
+  const p = spawnNode(TREADLE, ['serve'], env);
   const line = await waitFor(
     () =>
       p
@@ -46,7 +46,7 @@ export async function startDaemon(env: Record<string, string>): Promise<Daemon> 
         .find((l) => l.includes('"msg":"listening"')) ?? (p.child.exitCode !== null ? 'exit' : ''),
     'the listening log line',
   );
-  if (line === 'exit') throw new Error(`bobbin exited early:\n${p.stderr()}\n${p.stdout()}`);
+  if (line === 'exit') throw new Error(`treadle exited early:\n${p.stderr()}\n${p.stdout()}`);
   const port = JSON.parse(line).port as number;
   return {
     p,
@@ -77,20 +77,20 @@ export async function startStack(
   pds.addIdentity(OWNER);
   jetstream.pds = pds;
   seed(pds);
-  const db = join(t.dir, 'bobbin.db');
+  const db = join(t.dir, 'treadle.db');
   const env = {
-    BOBBIN_HOSTNAME: HOSTNAME,
-    BOBBIN_OWNER: OWNER,
-    BOBBIN_LISTEN: '127.0.0.1:0',
-    BOBBIN_DB: db,
-    BOBBIN_JETSTREAM_URL: jetstream.url,
-    BOBBIN_PLC_URL: pds.url,
-    BOBBIN_DEV: '1',
-    BOBBIN_ENGINES: 'nixery=stub',
-    BOBBIN_POLL_INTERVAL: '100ms',
-    BOBBIN_SHUTDOWN_TIMEOUT: '3s',
-    BOBBIN_QUEUE_INITIAL_BACKOFF: '100ms',
-    BOBBIN_LOG_LEVEL: 'debug',
+    TREADLE_HOSTNAME: HOSTNAME,
+    TREADLE_OWNER: OWNER,
+    TREADLE_LISTEN: '127.0.0.1:0',
+    TREADLE_DB: db,
+    TREADLE_JETSTREAM_URL: jetstream.url,
+    TREADLE_PLC_URL: pds.url,
+    TREADLE_DEV: '1',
+    TREADLE_ENGINES: 'nixery=stub',
+    TREADLE_POLL_INTERVAL: '100ms',
+    TREADLE_SHUTDOWN_TIMEOUT: '3s',
+    TREADLE_QUEUE_INITIAL_BACKOFF: '100ms',
+    TREADLE_LOG_LEVEL: 'debug',
     ...extraEnv,
   };
   const stack: Stack = {
@@ -234,7 +234,7 @@ export function stubWorkflow(
     'engine: nixery',
     'steps:',
     ...steps.flatMap((s) => [`  - name: ${s}`, `    command: echo ${s}`]),
-    'bobbin:',
+    'treadle:',
     '  stub:',
     `    outcome: ${outcome}`,
     `    duration: ${duration}`,

@@ -5,7 +5,7 @@
  */
 import { Secp256k1Keypair } from '@atproto/crypto';
 import { createServiceJwt } from '@atproto/xrpc-server';
-import type { FakePds } from '../fakes/pds.ts';
+import type { FakePds } from '../../fakes/pds.ts';
 import { HOSTNAME } from './stack.ts';
 
 export interface XrpcReply {

@@ -1,5 +1,5 @@
 /**
- * The /events log: every frame bobbin has published to appviews (sh.tangled.pipeline and
+ * The /events log: every frame treadle has published to appviews (sh.tangled.pipeline and
  * sh.tangled.pipeline.status), keyed by `created`, the Unix-nanosecond time of the write on the
  * daemon's clock, strictly increasing (it is the cursor appviews resume from). Never pruned:
  * a reconnecting consumer may ask for any point in history.

@@ -1,5 +1,5 @@
 /**
- * Pipelines bobbin accepted, their workflows (route, build, the last status sent) and the log
+ * Pipelines treadle accepted, their workflows (route, build, the last status sent) and the log
  * lines runners produced. Collaborators get an update time, so a backfill removes only records
  * it saw missing and nothing that arrived live while it ran. A pipeline is keyed by where it came from: the knot and the record
  * key of its `sh.tangled.pipeline` event, so a replayed frame finds its row and runs nothing.

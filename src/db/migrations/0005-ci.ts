@@ -3,7 +3,7 @@
  *
  * Pipelines gain what the ci API filters and pages on: the repo DID, the trigger kind, the commit
  * the run used, and `created` (the ns of its `sh.tangled.pipeline` event, the page cursor);
- * `origin` says whether a knot sent it or bobbin built it. Workflows remember when they started
+ * `origin` says whether a knot sent it or treadle built it. Workflows remember when they started
  * and finished. `run_keys` is the push/PR dedup of §4.5 ("run" = a pipeline runs under it;
  * "lent" = a new-generation knot's pipeline waits for the self-created one to take its rkey).
  * `knot_modes` remembers which knots send new-shape ref updates, and whether they also send

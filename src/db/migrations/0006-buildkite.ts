@@ -1,7 +1,7 @@
 /**
- * Buildkite builds bobbin started, one per workflow run (request id `knot/rkey/workflow`):
+ * Buildkite builds treadle started, one per workflow run (request id `knot/rkey/workflow`):
  * `creating` is written before the create request, so after a crash or an ambiguous failure the
- * build is looked up by its `bobbin:request_id` meta-data before anything is created again.
+ * build is looked up by its `treadle:request_id` meta-data before anything is created again.
  * The latest state known (from a webhook or a poll) is kept with its source and time, and the
  * build with its jobs once it is terminal (exit codes, the job list for logs).
  */

@@ -1,7 +1,7 @@
 /**
  * Cancellation (2026 spec §2, §3.8): a request to cancel a workflow is recorded on its row
  * before anything else happens, so the dispatcher carries it out even across a restart, and
- * who asked is kept for the log. The partial index serves `bobbin runs list --active`.
+ * who asked is kept for the log. The partial index serves `treadle runs list --active`.
  */
 export const sql = `
 ALTER TABLE workflows ADD COLUMN cancel_requested_by TEXT;

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { signWebhook } from '../../providers/buildkite/webhook-auth.ts';
+import { signWebhook } from '../providers/buildkite/webhook-auth.ts';
 import {
   type AgentSnap,
   agentLog,
@@ -19,7 +19,7 @@ import {
 } from './buildkite-json.ts';
 
 const fixture = (name: string) =>
-  readFileSync(new URL(`../fixtures/buildkite/${name}`, import.meta.url), 'utf8');
+  readFileSync(new URL(`../test/fixtures/buildkite/${name}`, import.meta.url), 'utf8');
 const O: Origins = { api: 'https://api.buildkite.com', web: 'https://buildkite.com' };
 const at = (text: string) => Date.parse(text);
 const REQUEST_ID = '7f3c9a2e-1b4d-4c8e-9a6f-0d2e4b6a8c10';

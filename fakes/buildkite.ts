@@ -23,7 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { signWebhook } from '../../providers/buildkite/webhook-auth.ts';
+import { signWebhook } from '../providers/buildkite/webhook-auth.ts';
 import {
   type AgentSnap,
   agentLog,
@@ -149,8 +149,8 @@ const DEFAULT_SCRIPT: BuildScript = {
 const DEFAULT_EVENTS = ['build.scheduled', 'build.running', 'build.failing', 'build.finished'];
 const USER: UserSnap = {
   id: '3d3c3bf0-7d58-4afe-8fe7-b3017d5504de',
-  name: 'bobbin',
-  email: 'bobbin@example.test',
+  name: 'treadle',
+  email: 'treadle@example.test',
   avatarUrl: 'https://www.gravatar.com/avatar/00000000000000000000000000000000',
   createdAt: Date.UTC(2024, 0, 2, 3, 4, 5),
 };
@@ -294,11 +294,11 @@ export class FakeBuildkite {
     );
   }
 
-  /** Builds per `bobbin:request_id`. */
+  /** Builds per `treadle:request_id`. */
   buildsPerRequest(): Map<string, number> {
     const out = new Map<string, number>();
     for (const b of this.builds) {
-      const id = (b.body.meta_data as Record<string, string> | undefined)?.['bobbin:request_id'] ?? '';
+      const id = (b.body.meta_data as Record<string, string> | undefined)?.['treadle:request_id'] ?? '';
       out.set(id, (out.get(id) ?? 0) + 1);
     }
     return out;

@@ -1,9 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
-// bobbin's command-line entry. The sources are TypeScript run directly by Node's type stripping
+// treadle's command-line entry. The sources are TypeScript run directly by Node's type stripping
 // (Node.js 22.18+; package.json asks for 22.19+), so there is no build step.
 if (!process.features.typescript) {
   process.stderr.write(
-    `bobbin: needs Node.js 22.19 or newer (this is ${process.version}); see README "Node.js 22"\n`,
+    `treadle: needs Node.js 22.19 or newer (this is ${process.version}); see README "Node.js 22"\n`,
   );
   process.exit(1);
 }

@@ -1,12 +1,12 @@
 /**
- * The fake Buildkite keeps the promises of buildkite spec §10 that bobbin's tests lean on:
+ * The fake Buildkite keeps the promises of buildkite spec §10 that treadle's tests lean on:
  * auth and scopes, list filters and `Link` paging, the jobs cursor list, retries and rebuilds,
  * org-scoped job routes, log deletion, both rate-limit windows, and webhook registration.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/wait.ts';
+import { waitFor } from '../test/support/wait.ts';
 import { AUTH_REQUIRED, FakeBuildkite } from './buildkite.ts';
 
 let bk: FakeBuildkite;

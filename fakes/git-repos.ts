@@ -26,7 +26,7 @@ export class GitRepos {
   readonly requests: string[] = [];
 
   constructor() {
-    this.root = mkdtempSync(join(tmpdir(), 'bobbin-knot-git-'));
+    this.root = mkdtempSync(join(tmpdir(), 'treadle-knot-git-'));
   }
 
   path(repoDid: string): string {
