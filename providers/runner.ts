@@ -13,8 +13,9 @@ export const TERMINAL_STATES: ReadonlySet<BuildState> = new Set([
   'cancelled',
 ]);
 
-/** Status values of `sh.tangled.pipeline.status` on the wire. */
-export type WireStatus = 'pending' | 'running' | 'success' | 'failed' | 'timeout' | 'cancelled';
+import type { WireStatus } from '../src/pipelines/pipeline.ts';
+
+export type { WireStatus };
 
 const WIRE: Record<BuildState, WireStatus> = {
   accepted: 'pending',

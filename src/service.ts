@@ -8,24 +8,35 @@ import { createHttpApp, type Health } from './http/app.ts';
 import { type HttpServer, listen } from './http/server.ts';
 import type { Logger } from './logger.ts';
 import { subsystemLogger } from './logger.ts';
-import { Spindle, type SpindleOptions } from './spindle.ts';
+import type { Module } from './module.ts';
+import { createSpindle, type SpindleOptions } from './spindle.ts';
 
 const LOCK_HEARTBEAT_MS = 5000;
 
 export class Service {
   readonly ctx: AppContext;
   private http: HttpServer | undefined;
-  readonly spindle: Spindle;
+  readonly modules: readonly Module[];
+  private readonly shutdownSignal: AbortController;
   private health: Health = 'starting';
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private readonly onFatal: (reason: string) => void;
 
-  private constructor(ctx: AppContext, onFatal: (reason: string) => void, options: SpindleOptions) {
+  private constructor(
+    ctx: AppContext,
+    shutdown: AbortController,
+    onFatal: (reason: string) => void,
+    options: SpindleOptions,
+  ) {
     this.ctx = ctx;
+    this.shutdownSignal = shutdown;
     this.onFatal = onFatal;
     try {
-      this.spindle = new Spindle(ctx, options);
+      this.modules = createSpindle(ctx, options);
+      // Subscribed before anything starts, so every message published from now on is kept.
+      for (const m of this.modules)
+        for (const c of m.consumers ?? []) ctx.queue.consume(c.topic, c.group, c.handle, c.options);
     } catch (err) {
       ctx.lock.release();
       ctx.db.close();
@@ -40,7 +51,8 @@ export class Service {
     onFatal: (reason: string) => void = () => {},
     options: SpindleOptions = {},
   ): Service {
-    return new Service(createContext(config, log), onFatal, options);
+    const shutdown = new AbortController();
+    return new Service(createContext(config, log, shutdown.signal), shutdown, onFatal, options);
   }
 
   get port(): number | undefined {
@@ -58,11 +70,16 @@ export class Service {
       hostname: ctx.config.hostname,
       owner: ctx.config.owner,
       health: () => this.health,
-      xrpcMethods: (app) => this.spindle.mountXrpc(app),
-      routes: (app) => this.spindle.mountRoutes(app),
+      xrpcMethods: (app) => {
+        for (const m of this.modules) m.xrpc?.(app);
+      },
+      routes: (app) => {
+        for (const m of this.modules) m.routes?.(app);
+      },
     });
-    this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port, this.spindle.upgradeRoutes);
-    await this.spindle.start();
+    const upgrades = Object.assign({}, ...this.modules.map((m) => m.upgrades ?? {}));
+    this.http = await listen(app, ctx.config.listen.host, ctx.config.listen.port, upgrades);
+    for (const m of this.modules) await m.start?.();
     this.health = 'ready';
     ctx.log.info(
       {
@@ -88,7 +105,8 @@ export class Service {
     this.health = 'draining';
     ctx.log.info({ timeoutMs }, 'shutting down');
     clearInterval(this.heartbeat);
-    await this.spindle.stop();
+    this.shutdownSignal.abort();
+    for (const m of [...this.modules].reverse()) await m.stop?.();
     await Promise.all([this.http?.close(timeoutMs), ctx.queue.stop(timeoutMs)]);
     ctx.lock.release();
     ctx.db.close();

@@ -6,6 +6,7 @@ import { createLogger } from '../../src/logger.ts';
 import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { BuildRequest } from '../runner.ts';
+import { BuildStore } from './build-store.ts';
 import { BuildkiteRunner } from './buildkite-runner.ts';
 import { BuildkiteClient } from './client.ts';
 
@@ -27,7 +28,7 @@ async function setup() {
   const woken: string[] = [];
   const runner = new BuildkiteRunner({
     client,
-    db,
+    store: new BuildStore(db),
     log: createLogger('silent'),
     org: 'acme',
     pollIntervalMs: 1000,

@@ -13,11 +13,10 @@
  *   bounded rate; after the end each job's log is fetched once, and the collector keeps it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Db } from '../../src/db/database.ts';
 import { NotFoundError, RetryableError } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { BuildRequest, BuildRunner, BuildStatus, LogLine, LogOptions } from '../runner.ts';
-import { type BuildRow, BuildStore } from './build-store.ts';
+import type { BuildRow, BuildStore } from './build-store.ts';
 import {
   AmbiguousRequestError,
   type BkResponse,
@@ -35,7 +34,8 @@ const CREATE_ATTEMPTS = 4;
 
 export interface BuildkiteRunnerOptions {
   client: BuildkiteClient;
-  db: Db;
+  /** The runner's own table of builds (migration 0006). */
+  store: BuildStore;
   log: Logger;
   /** TREADLE_BUILDKITE_ORG: the organisation of workflows that name none. */
   org?: string;
@@ -67,7 +67,7 @@ export class BuildkiteRunner implements BuildRunner {
 
   constructor(options: BuildkiteRunnerOptions) {
     this.o = options;
-    this.store = new BuildStore(options.db);
+    this.store = options.store;
   }
 
   private get client(): BuildkiteClient {

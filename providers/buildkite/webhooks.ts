@@ -7,7 +7,6 @@
  */
 import type { Hono } from 'hono';
 import type { Logger } from '../../src/logger.ts';
-import type { Queue } from '../../src/queue/index.ts';
 import type { WebhookEvent } from './buildkite-runner.ts';
 import type { BkBuild } from './state.ts';
 import { verifyWebhook, type WebhookMode } from './webhook-auth.ts';
@@ -20,7 +19,8 @@ export interface WebhookRouteOptions {
   /** Undefined when the Buildkite runner is not configured. */
   secret: string | undefined;
   mode: WebhookMode;
-  queue: Queue;
+  /** Persists the event on `buildkite.webhook` (deduplicated on `id`); false when it was a repeat. */
+  publish: (partitionKey: string, id: string, event: WebhookEvent) => boolean;
   log: Logger;
 }
 
@@ -77,7 +77,7 @@ export function mountBuildkiteWebhooks(app: Hono, o: WebhookRouteOptions): void 
       },
     };
     const id = `${build.id} ${event} ${message.build!.state} ${message.build!.finished_at ?? ''} ${message.build!.blocked}`;
-    o.queue.publish(WEBHOOK_TOPIC, build.id, id, message);
+    o.publish(build.id, id, message);
     return c.json({ ok: true });
   });
 }

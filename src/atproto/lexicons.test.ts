@@ -257,7 +257,8 @@ describe('RecordValidator', () => {
 
 describe.skipIf(!HAS_REFERENCE)('treadle lexicons against the upstream reference [needs ../shared]', () => {
   const ours = new RecordValidator();
-  const reference = new RecordValidator(readLexiconDocs(REFERENCE));
+  // Read only when the suite runs: a skipped describe still evaluates its body.
+  const reference = HAS_REFERENCE ? new RecordValidator(readLexiconDocs(REFERENCE)) : new RecordValidator();
 
   it('defines every upstream record type treadle reads', () => {
     for (const nsid of new Set(FIXTURES.map((f) => f.nsid))) {

@@ -5,7 +5,7 @@
  * status (`pending` before any) with when it started and finished.
  */
 import type { WorkflowTimes } from '../db/pipeline-store.ts';
-import type { PipelineRecord } from '../pipelines/starter.ts';
+import type { PipelineRecord } from '../pipelines/pipeline.ts';
 
 export interface CiWorkflow {
   id: string;

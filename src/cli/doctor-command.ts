@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { BuildkiteClient } from '../../providers/buildkite/client.ts';
-import type { BuildkiteSettings } from '../config.ts';
+import { RUNNER_MODULES } from '../../providers/index.ts';
+import type { Config } from '../config.ts';
 import { loadConfig } from '../config.ts';
 import { openDatabase } from '../db/database.ts';
 import { InstanceLock } from '../db/instance-lock.ts';
@@ -8,7 +8,6 @@ import { schemaVersion } from '../db/migrate.ts';
 import { MIGRATIONS } from '../db/migrations/index.ts';
 import { QueueStore } from '../db/queue-store.ts';
 import { ConfigError, errorMessage } from '../errors.ts';
-import { createLogger } from '../logger.ts';
 import { configuredRunners, routingTable } from '../pipelines/runners.ts';
 import { EXIT } from './exit-codes.ts';
 import type { Output } from './output.ts';
@@ -23,11 +22,11 @@ export async function doctorCommand(env: NodeJS.ProcessEnv, io: Output): Promise
   results.push([nodeOk ? 'ok' : 'FAIL', `Node.js ${process.version} (treadle needs 22.19 or newer)`]);
 
   let dbPath: string | undefined;
-  let bkSettings: BuildkiteSettings | undefined;
+  let loaded: Config | undefined;
   try {
     const { config, warnings } = loadConfig(env);
     dbPath = config.db;
-    bkSettings = config.buildkite;
+    loaded = config;
     results.push([
       'ok',
       `configuration: spindle ${config.hostname} (did:web:${config.hostname}), owner ${config.owner}, listen ${config.listen.host}:${config.listen.port}`,
@@ -51,7 +50,7 @@ export async function doctorCommand(env: NodeJS.ProcessEnv, io: Output): Promise
     dbPath = env.TREADLE_DB ?? env.SPINDLE_SERVER_DB_PATH;
   }
 
-  if (bkSettings) results.push(...(await checkBuildkite(bkSettings)));
+  if (loaded) for (const m of RUNNER_MODULES) if (m.doctor) results.push(...(await m.doctor(loaded)));
   if (dbPath) results.push(...checkDatabase(dbPath));
 
   for (const [level, text] of results) io.out(`${level.padEnd(4)}  ${text}`);
@@ -92,41 +91,3 @@ function checkDatabase(path: string): Array<[Level, string]> {
 }
 
 /** Reads one page of the organisation's builds: proves the token, its read scope and the org. */
-async function checkBuildkite(bk: BuildkiteSettings): Promise<Array<[Level, string]>> {
-  if (!bk.token)
-    return [['ok', 'Buildkite: not configured (set TREADLE_BUILDKITE_TOKEN to enable the buildkite runner)']];
-  const out: Array<[Level, string]> = [];
-  if (!bk.webhookSecret)
-    out.push(['warn', 'Buildkite: no TREADLE_BUILDKITE_WEBHOOK_SECRET; builds are tracked by polling alone']);
-  if (!bk.org) {
-    out.push([
-      'warn',
-      'Buildkite: no TREADLE_BUILDKITE_ORG; every workflow must name its org in treadle.buildkite.org',
-    ]);
-    return out;
-  }
-  const client = new BuildkiteClient({
-    apiUrl: bk.apiUrl,
-    token: bk.token,
-    requestsPerMinute: 10,
-    log: createLogger('silent'),
-    maxAttempts: 1,
-    timeoutMs: 10_000,
-  });
-  try {
-    await client.request({
-      method: 'GET',
-      path: `/organizations/${bk.org}/builds`,
-      query: [['per_page', '1']],
-    });
-    out.push(['ok', `Buildkite: the token can read builds of organisation ${bk.org} at ${bk.apiUrl}`]);
-  } catch (err) {
-    out.push([
-      'FAIL',
-      `Buildkite: ${errorMessage(err)} (check TREADLE_BUILDKITE_TOKEN, its read_builds scope, and TREADLE_BUILDKITE_ORG)`,
-    ]);
-  } finally {
-    await client.close();
-  }
-  return out;
-}

@@ -10,7 +10,7 @@ import { openExistingDatabase } from '../db/database.ts';
 import { type PipelineRow, PipelineStore } from '../db/pipeline-store.ts';
 import { QueueStore } from '../db/queue-store.ts';
 import { createLogger } from '../logger.ts';
-import { isTerminal, pipelineUri } from '../pipelines/status-writer.ts';
+import { isTerminal, pipelineUri } from '../pipelines/pipeline.ts';
 import { Queue } from '../queue/index.ts';
 import {
   cancelWorkflows,

@@ -1,6 +1,6 @@
 /** SQL of accepted pipelines and their workflows: route, build id, last status sent, log state. */
 import type { Statement } from 'better-sqlite3';
-import type { WireStatus } from '../../providers/runner.ts';
+import type { WireStatus } from '../pipelines/pipeline.ts';
 import type { Db } from './database.ts';
 
 export interface WorkflowKey {

@@ -107,7 +107,8 @@ export class QueueStore {
                AND in_flight = 1 AND attempt_count = ?`),
       wake: p(`UPDATE queue_delivery SET invisible_until = 0
                WHERE topic = ? AND partition_key = ? AND postponed = 1 AND in_flight = 0 AND invisible_until > ?`),
-      recover: p(`UPDATE queue_delivery SET in_flight = 0, invisible_until = 0 WHERE in_flight = 1`),
+      recover: p(`UPDATE queue_delivery SET in_flight = 0, invisible_until = 0
+                  WHERE topic = ? AND consumer_group = ? AND in_flight = 1`),
       release: p(`UPDATE queue_delivery SET invisible_until = ?
                   WHERE consumer_group = ? AND topic = ? AND partition_key = ? AND msg_offset = ? AND in_flight = 1`),
       removeDelivery:
@@ -234,8 +235,9 @@ export class QueueStore {
    * Every in-flight delivery becomes visible now (attempts stay counted). Only for a process that
    * knows no other consumer is alive, i.e. the instance-lock holder at startup.
    */
-  recoverAll(): number {
-    return this.s.recover!.run().changes;
+  /** Makes the group's in-flight rows of `topic` visible now (their holder died). */
+  recover(topic: string, group: string): number {
+    return this.s.recover!.run(topic, group).changes;
   }
 
   /** Makes abandoned in-flight rows visible now (the attempt stays counted). */

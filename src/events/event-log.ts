@@ -4,6 +4,7 @@
  * connected appview) are served without touching SQLite.
  */
 import type { EventStore, StoredEvent } from '../db/event-store.ts';
+import { UnitOfWork } from '../db/unit-of-work.ts';
 import { NanoClock } from './nano-clock.ts';
 
 export interface LoggedEvent extends StoredEvent {
@@ -17,6 +18,8 @@ export interface EventLogOptions {
   /** How many of the newest events stay in memory (default 10,000). */
   recent?: number;
   clock?: NanoClock;
+  /** The unit of work appends join (readers see an event once its unit commits). */
+  uow?: UnitOfWork;
 }
 
 type Listener = (e: LoggedEvent) => void;
@@ -30,8 +33,7 @@ export class EventLog {
   /** Every event with `created` above this is in `recent`. */
   private memoryFloor: bigint;
   private readonly listeners = new Set<Listener>();
-  /** Events appended inside `transaction`, published once it commits. */
-  private batch: LoggedEvent[] | undefined;
+  private readonly uow: UnitOfWork;
 
   constructor(store: EventStore, options: EventLogOptions = {}) {
     this.store = store;
@@ -40,6 +42,7 @@ export class EventLog {
     this.recentLimit = options.recent ?? 10_000;
     this.trimChunk = Math.max(1, Math.floor(this.recentLimit / 10));
     this.memoryFloor = last ?? -1n;
+    this.uow = options.uow ?? new UnitOfWork(store.db);
   }
 
   /**
@@ -51,30 +54,8 @@ export class EventLog {
     if (existing) return withFrame(existing, false);
     const e = withFrame({ created: this.clock.next(), nsid, rkey, event: sortedJson(record) }, true);
     this.store.insert(e);
-    if (this.batch) this.batch.push(e);
-    else this.publish(e);
+    this.uow.afterCommit(() => this.publish(e));
     return e;
-  }
-
-  /**
-   * Runs `fn` in one SQLite transaction (the outermost one: other stores' writes in `fn` commit
-   * or roll back with the events). Readers see the events appended in `fn` only after the
-   * commit, and never see them if `fn` throws.
-   */
-  transaction<T>(fn: () => T): T {
-    if (this.batch) return fn();
-    this.batch = [];
-    let result: T;
-    try {
-      result = this.store.db.transaction(fn)();
-    } catch (err) {
-      this.batch = undefined;
-      throw err;
-    }
-    const committed = this.batch;
-    this.batch = undefined;
-    for (const e of committed) this.publish(e);
-    return result;
   }
 
   private publish(e: LoggedEvent): void {

@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import type { LogStore } from '../db/log-store.ts';
 import type { PipelineStore, WorkflowKey } from '../db/pipeline-store.ts';
-import { isTerminal } from '../pipelines/status-writer.ts';
+import { isTerminal } from '../pipelines/pipeline.ts';
 import type { LogCollector } from './log-collector.ts';
 import { errorOnlyLog } from './log-line.ts';
 

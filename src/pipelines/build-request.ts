@@ -1,7 +1,7 @@
 /** The BuildRequest for one workflow of an accepted pipeline. */
 import type { BuildRequest } from '../../providers/runner.ts';
 import type { PipelineStore, WorkflowRow } from '../db/pipeline-store.ts';
-import { pipelineUri } from './status-writer.ts';
+import { pipelineUri } from './pipeline.ts';
 
 interface Trigger {
   kind: string;

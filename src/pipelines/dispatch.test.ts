@@ -5,9 +5,11 @@ import { tempDir } from '../../test/support/temp.ts';
 import { type Db, openDatabase } from '../db/database.ts';
 import { EventStore } from '../db/event-store.ts';
 import { PipelineStore } from '../db/pipeline-store.ts';
+import { QueueStore } from '../db/queue-store.ts';
+import { UnitOfWork } from '../db/unit-of-work.ts';
 import { EventLog } from '../events/index.ts';
 import { createLogger } from '../logger.ts';
-import type { Delivery, QueueMessage } from '../queue/index.ts';
+import { type Delivery, Queue, type QueueMessage } from '../queue/index.ts';
 import { Dispatcher } from './dispatch.ts';
 import type { DispatchMessage } from './starter.ts';
 import { StatusWriter } from './status-writer.ts';
@@ -61,10 +63,12 @@ function setup() {
   cleanup = t.cleanup;
   db = openDatabase(join(t.dir, 'treadle.db'));
   const store = new PipelineStore(db);
-  const events = new EventLog(new EventStore(db));
+  const uow = new UnitOfWork(db);
+  const events = new EventLog(new EventStore(db), { uow });
+  const queue = new Queue(new QueueStore(db), createLogger('silent'), {}, uow);
   // The clock moves a second per read, so no status has to wait for the next second.
   let now = Date.UTC(2026, 10, 23, 12, 0, 0);
-  const statuses = new StatusWriter({ store, events, clock: () => (now += 1000) });
+  const statuses = new StatusWriter({ store, events, queue, uow, clock: () => (now += 1000) });
   const runner = new GatedRunner();
   store.insertPipeline({
     ...key,
@@ -95,7 +99,7 @@ function setup() {
     dev: true,
     pollIntervalMs: 1000,
     maxAttempts: 3,
-    onBuild: () => {},
+    logs: { attach: () => {} },
   });
   const holds: number[] = [];
   const delivery: Delivery = {

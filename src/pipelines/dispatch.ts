@@ -10,10 +10,13 @@ import { TERMINAL_STATES, wireStatus } from '../../providers/runner.ts';
 import type { PipelineStore, WorkflowKey, WorkflowRow } from '../db/pipeline-store.ts';
 import { errorMessage, InvalidRequestError, NotFoundError, PermanentError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { LogCollection } from '../logs/module.ts';
 import type { Delivery, QueueMessage } from '../queue/index.ts';
+import type { RunSecrets } from '../secrets/module.ts';
 import { buildRequest } from './build-request.ts';
+import { isTerminal } from './pipeline.ts';
 import type { DispatchMessage } from './starter.ts';
-import { isTerminal, type StatusUpdate, type StatusWriter } from './status-writer.ts';
+import type { StatusUpdate, StatusWriter } from './status-writer.ts';
 
 export const RESTARTED_ERROR = 'treadle restarted';
 /** What a workflow a user cancelled ends with, as stock words it (2026 spec §2). */
@@ -32,10 +35,10 @@ export interface DispatcherDeps {
   pollIntervalMs: number;
   /** Deliveries after which a failing trigger/status call fails the workflow instead of retrying. */
   maxAttempts: number;
-  /** The repository's secrets for a run's environment (none when absent). */
-  secretsFor?: (key: WorkflowKey) => Record<string, string>;
-  /** Called once a build exists, so its logs are collected. */
-  onBuild: (key: WorkflowKey, runner: BuildRunner, buildId: string) => void;
+  /** The repository's secrets, for a run's environment (none when absent). */
+  secrets?: Pick<RunSecrets, 'forWorkflow'>;
+  /** Told once a build exists, so its logs are collected. */
+  logs: LogCollection;
 }
 
 /** How long to wait between polls of a runner that pushes its own progress. */
@@ -73,14 +76,14 @@ export class Dispatcher {
     if (!buildId) {
       try {
         const request = buildRequest(this.d.store, row, this.d.dev);
-        Object.assign(request.env, this.d.secretsFor?.(key) ?? {});
+        Object.assign(request.env, Object.fromEntries(this.d.secrets?.forWorkflow(key) ?? []));
         buildId = await runner.trigger(request);
       } catch (err) {
         this.onRunnerError(key, delivery, err, 'could not start the build');
         return;
       }
       this.d.store.setBuild(key, buildId);
-      this.d.onBuild(key, runner, buildId);
+      this.d.logs.attach(key, runner, buildId);
     }
     let status: BuildStatus;
     try {

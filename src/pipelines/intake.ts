@@ -11,13 +11,14 @@ import type { RecordValidator } from '../atproto/lexicons.ts';
 import type { PipelineStore } from '../db/pipeline-store.ts';
 import type { RepoStore } from '../db/repo-store.ts';
 import type { RunKeyStore } from '../db/run-key-store.ts';
+import type { UnitOfWork } from '../db/unit-of-work.ts';
 import { errorMessage } from '../errors.ts';
-import type { EventLog } from '../events/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Delivery, Queue } from '../queue/index.ts';
+import type { PipelineRecord } from './pipeline.ts';
+import { PIPELINE_NSID } from './pipeline.ts';
 import { runKeyOf } from './run-keys.ts';
-import type { PipelineRecord, PipelineStarter } from './starter.ts';
-import { PIPELINE_NSID } from './status-writer.ts';
+import type { PipelineStarter } from './starter.ts';
 
 export const INTAKE_TOPIC = 'pipeline.intake';
 const REPLAY = 'already received (replay)';
@@ -37,7 +38,7 @@ export interface IntakeDeps {
   store: PipelineStore;
   repos: RepoStore;
   runKeys: RunKeyStore;
-  events: EventLog;
+  uow: UnitOfWork;
   queue: Queue;
   starter: PipelineStarter;
   validator: RecordValidator;
@@ -46,18 +47,18 @@ export interface IntakeDeps {
   adoptAfterMs: number;
 }
 
+/** Publishes a knot's pipeline frame for intake; a repeat of (knot, rkey) is not stored again. */
+export function publishPipelineIntake(queue: Pick<Queue, 'publish'>, message: IntakeMessage): boolean {
+  const id = `${message.knot}/${message.rkey}`;
+  // Partitioned per pipeline: one waiting for its self-created twin must not hold up the knot.
+  return queue.publish(INTAKE_TOPIC, id, id, message).published;
+}
+
 export class Intake {
   private readonly d: IntakeDeps;
 
   constructor(deps: IntakeDeps) {
     this.d = deps;
-  }
-
-  /** Publishes a knot's pipeline frame for intake; a repeat of (knot, rkey) is not stored again. */
-  publish(message: IntakeMessage): boolean {
-    const id = `${message.knot}/${message.rkey}`;
-    // Partitioned per pipeline: one waiting for its self-created twin must not hold up the knot.
-    return this.d.queue.publish(INTAKE_TOPIC, id, id, message).published;
   }
 
   handle(message: IntakeMessage, delivery?: Pick<Delivery, 'hold'>): IntakeOutcome {
@@ -100,7 +101,7 @@ export class Intake {
 
     const key = runKeyOf(repo, record);
     const mode = runKeys.knotMode(knot);
-    return this.d.events.transaction((): IntakeOutcome => {
+    return this.d.uow.run((): IntakeOutcome => {
       const claimed = key ? runKeys.get(key) : undefined;
       if (claimed?.state === 'run')
         return {

@@ -13,7 +13,6 @@
  * any served repo, are dropped without a word.
  */
 import { createHash } from 'node:crypto';
-import { TID } from '@atproto/common-web';
 import { BlobRef, jsonToLex } from '@atproto/lexicon';
 import { getBlob, getRecord, type IdentityOptions, resolvePds } from '../atproto/identity.ts';
 import type { RepoRow } from '../db/repo-store.ts';
@@ -21,10 +20,9 @@ import type { RecordEvent } from '../discovery/records.ts';
 import { errorMessage, NotFoundError, PermanentError, RetryableError, TreadleError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { gunzipPatch, tipCommit } from './patch.ts';
+import type { SelfBuiltIntakeDeps } from './pipeline-builder.ts';
 import { pullRunKey } from './run-keys.ts';
-import type { BuilderDeps, PipelineRecord } from './starter.ts';
-import { PIPELINE_NSID } from './status-writer.ts';
-import { compileWorkflows, type PullAction } from './when.ts';
+import type { PullAction } from './when.ts';
 
 export const PULL_TOPIC = 'pull.intake';
 export const PULL_NSID = 'sh.tangled.repo.pull';
@@ -61,7 +59,7 @@ interface PullRecord {
   rounds?: Array<{ patchBlob: BlobRef }>;
 }
 
-export interface PullIntakeDeps extends BuilderDeps {
+export interface PullIntakeDeps extends SelfBuiltIntakeDeps {
   identity: IdentityOptions;
   maxBlobBytes?: number;
   maxPatchBytes?: number;
@@ -156,48 +154,29 @@ export class PullIntake {
       log.info({ repoDid: repo.repoDid, sha: sourceSha }, 'pull request already runs');
       return;
     }
-    const files = await this.d.fetcher.fetch(repo.knot, repo.repoDid!, sourceSha);
-    const { workflows, diagnostics } = compileWorkflows(files, {
-      kind: 'pull_request',
-      targetBranch,
-      action: m.action,
+    const outcome = await this.d.builder.build({
+      repo,
+      sha: sourceSha,
+      compile: { kind: 'pull_request', targetBranch, action: m.action },
+      trigger: {
+        kind: 'pull_request',
+        pullRequest: { sourceBranch: pull.source!.branch, targetBranch, sourceSha, action: m.action },
+      },
+      runKey: key,
     });
-    for (const d of diagnostics)
+    for (const d of outcome.diagnostics)
       log.warn(
         { repoDid: repo.repoDid, sha: sourceSha, workflow: d.workflow, reason: d.error },
         'workflow skipped',
       );
-    if (workflows.length === 0) {
-      log.info(
-        { repoDid: repo.repoDid, sha: sourceSha, files: files.length },
-        'pull request: no workflows to run',
-      );
-      return;
-    }
-    const defaultBranch = await this.d.defaultBranches.get(repo.knot, repo.repoDid!);
-    const record = pullRecord(repo, defaultBranch, workflows, {
-      sourceBranch: pull.source!.branch,
-      targetBranch,
-      sourceSha,
-      action: m.action,
-    });
-    const started = this.d.events.transaction(() => {
-      const now = this.d.runKeys.get(key);
-      if (now?.state === 'run') return undefined;
-      const lent = now?.state === 'lent' && now.knot === repo.knot ? now.rkey : undefined;
-      const rkey = lent ?? TID.nextStr();
-      const result = this.d.starter.start({
-        knot: repo.knot,
-        rkey,
-        repo,
-        record,
-        origin: 'spindle',
-        runKey: key,
-      });
-      return { rkey, lent: lent !== undefined, ...result };
-    });
-    if (!started) {
-      log.info({ repoDid: repo.repoDid, sha: sourceSha }, 'pull request already runs');
+    if (!outcome.started) {
+      if (outcome.reason === 'already-runs')
+        log.info({ repoDid: repo.repoDid, sha: sourceSha }, 'pull request already runs');
+      else
+        log.info(
+          { repoDid: repo.repoDid, sha: sourceSha, files: outcome.files },
+          'pull request: no workflows to run',
+        );
       return;
     }
     log.info(
@@ -205,9 +184,9 @@ export class PullIntake {
         repoDid: repo.repoDid,
         sha: sourceSha,
         targetBranch,
-        pipeline: started.rkey,
-        lentByKnot: started.lent,
-        workflows: started.workflows,
+        pipeline: outcome.rkey,
+        lentByKnot: outcome.lent,
+        workflows: outcome.workflows,
       },
       'pull request pipeline created',
     );
@@ -224,23 +203,6 @@ export class PullIntake {
       return 'whoever changed its status is neither its author nor has push rights';
     return undefined;
   }
-}
-
-function pullRecord(
-  repo: RepoRow,
-  defaultBranch: string,
-  workflows: PipelineRecord['workflows'],
-  pullRequest: NonNullable<PipelineRecord['triggerMetadata']['pullRequest']>,
-): PipelineRecord {
-  return {
-    $type: PIPELINE_NSID,
-    triggerMetadata: {
-      kind: 'pull_request',
-      pullRequest,
-      repo: { knot: repo.knot, did: repo.owner, repo: repo.rkey, repoDid: repo.repoDid!, defaultBranch },
-    },
-    workflows,
-  };
 }
 
 function digest(value: unknown): string {

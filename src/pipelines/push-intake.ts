@@ -7,15 +7,10 @@
  * From a knot that may also send the pipeline itself, the message first waits `holdMs`
  * (measured from the frame's arrival) so the knot's record can lend its rkey.
  */
-import { TID } from '@atproto/common-web';
-import type { RepoRow } from '../db/repo-store.ts';
 import { errorMessage, PermanentError } from '../errors.ts';
-import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
-import type { Delivery } from '../queue/index.ts';
+import type { Delivery, Queue } from '../queue/index.ts';
+import type { BuildOutcome, SelfBuiltIntakeDeps } from './pipeline-builder.ts';
 import { pushRunKey } from './run-keys.ts';
-import type { BuilderDeps, PipelineRecord } from './starter.ts';
-import { PIPELINE_NSID } from './status-writer.ts';
-import { compileWorkflows } from './when.ts';
 
 export const PUSH_TOPIC = 'push.intake';
 export const REF_UPDATE_NSID = 'sh.tangled.git.refUpdate';
@@ -39,7 +34,7 @@ interface RefUpdate {
   pushOptions?: string[];
 }
 
-export interface PushIntakeDeps extends BuilderDeps {
+export interface PushIntakeDeps extends SelfBuiltIntakeDeps {
   holdMs: number;
 }
 
@@ -48,16 +43,17 @@ export function isNewShapeRefUpdate(event: Record<string, unknown>): boolean {
   return typeof event.repo === 'string' && event.repo.startsWith('did:');
 }
 
+/** Publishes a new-shape ref update for intake; a repeat of (knot, rkey) is not stored again. */
+export function publishPushIntake(queue: Pick<Queue, 'publish'>, message: PushMessage): boolean {
+  const id = `${message.knot}/${message.rkey}`;
+  return queue.publish(PUSH_TOPIC, id, id, message).published;
+}
+
 export class PushIntake {
   private readonly d: PushIntakeDeps;
 
   constructor(deps: PushIntakeDeps) {
     this.d = deps;
-  }
-
-  publish(message: PushMessage): boolean {
-    const id = `${message.knot}/${message.rkey}`;
-    return this.d.queue.publish(PUSH_TOPIC, id, id, message).published;
   }
 
   async handle(message: PushMessage, delivery: Pick<Delivery, 'hold'>): Promise<void> {
@@ -100,40 +96,27 @@ export class PushIntake {
       return;
     }
 
-    let files: Awaited<ReturnType<WorkflowFetcher['fetch']>>;
+    const ref = update.ref;
+    let outcome: BuildOutcome;
     try {
-      files = await this.d.fetcher.fetch(knot, repoDid, update.newSha);
+      outcome = await this.d.builder.build({
+        repo,
+        sha: update.newSha,
+        compile: { kind: 'push', ref, changedFiles: update.changedFiles ?? [] },
+        trigger: { kind: 'push', push: { ref, newSha: update.newSha, oldSha: update.oldSha } },
+        runKey: key,
+        learnKnotMode: true,
+      });
     } catch (err) {
       if (!(err instanceof PermanentError)) throw err;
       log.warn({ repoDid, sha: update.newSha, reason: errorMessage(err) }, 'push not run: workflows refused');
       return;
     }
-    const ref = update.ref;
-    const { workflows, diagnostics } = compileWorkflows(files, {
-      kind: 'push',
-      ref,
-      changedFiles: update.changedFiles ?? [],
-    });
-    for (const d of diagnostics)
+    for (const d of outcome.diagnostics)
       log.warn({ repoDid, sha: update.newSha, workflow: d.workflow, reason: d.error }, 'workflow skipped');
-    if (workflows.length === 0) {
-      log.info({ repoDid, ref, sha: update.newSha, files: files.length }, 'push: no workflows to run');
-      return;
-    }
-    const defaultBranch = await this.d.defaultBranches.get(knot, repoDid);
-    const record = pushRecord(repo, update, defaultBranch, workflows);
-    const started = this.d.events.transaction(() => {
-      const now = this.d.runKeys.get(key);
-      if (now?.state === 'run') return undefined;
-      const lent = now?.state === 'lent' && now.knot === knot ? now.rkey : undefined;
-      if (!lent && this.d.runKeys.knotMode(knot).sendsPipelines === null)
-        this.d.runKeys.setSendsPipelines(knot, false);
-      const rkey = lent ?? TID.nextStr();
-      const result = this.d.starter.start({ knot, rkey, repo, record, origin: 'spindle', runKey: key });
-      return { rkey, lent: lent !== undefined, ...result };
-    });
-    if (!started) {
-      log.info({ repoDid }, 'push already runs');
+    if (!outcome.started) {
+      if (outcome.reason === 'already-runs') log.info({ repoDid }, 'push already runs');
+      else log.info({ repoDid, ref, sha: update.newSha, files: outcome.files }, 'push: no workflows to run');
       return;
     }
     log.info(
@@ -141,28 +124,11 @@ export class PushIntake {
         repoDid,
         ref,
         sha: update.newSha,
-        pipeline: started.rkey,
-        lentByKnot: started.lent,
-        workflows: started.workflows,
+        pipeline: outcome.rkey,
+        lentByKnot: outcome.lent,
+        workflows: outcome.workflows,
       },
       'push pipeline created',
     );
   }
-}
-
-function pushRecord(
-  repo: RepoRow,
-  update: RefUpdate,
-  defaultBranch: string,
-  workflows: PipelineRecord['workflows'],
-): PipelineRecord {
-  return {
-    $type: PIPELINE_NSID,
-    triggerMetadata: {
-      kind: 'push',
-      push: { ref: update.ref, newSha: update.newSha, oldSha: update.oldSha },
-      repo: { knot: repo.knot, did: repo.owner, repo: repo.rkey, repoDid: repo.repoDid!, defaultBranch },
-    },
-    workflows,
-  };
 }

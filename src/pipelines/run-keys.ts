@@ -7,7 +7,7 @@
  * at the same sha (a deliberate refinement of the spec's key). Manual runs have no key.
  */
 import type { RepoRow } from '../db/repo-store.ts';
-import type { PipelineRecord } from './starter.ts';
+import type { PipelineRecord } from './pipeline.ts';
 
 const OWN_KEY_ACTIONS = new Set(['reopened', 'closed', 'merged']);
 

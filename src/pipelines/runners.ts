@@ -1,51 +1,68 @@
-/** The configured BuildRunners by name, and the routing table built from them and TREADLE_ENGINES. */
-import { BuildkiteRunner } from '../../providers/buildkite/buildkite-runner.ts';
-import { BuildkiteClient } from '../../providers/buildkite/client.ts';
+/**
+ * The configured BuildRunners, built from the runner modules of `providers/index.ts`, and the
+ * routing table from them and TREADLE_ENGINES. Each runner gets a narrow context: its own
+ * store, a way to wake its runs' dispatch, and its own topics.
+ */
+import { RUNNER_MODULES, type RunnerContext, type RunnerParts } from '../../providers/index.ts';
 import type { BuildRunner } from '../../providers/runner.ts';
-import { StubRunner } from '../../providers/stub/stub-runner.ts';
 import type { Config } from '../config.ts';
-import type { Db } from '../db/database.ts';
-import { ConfigError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import type { AppContext } from '../context.ts';
+import { ConfigError, InvalidRequestError } from '../errors.ts';
+import type { Module } from '../module.ts';
 import type { RoutingTable } from './routing.ts';
+import { DISPATCH_TOPIC } from './starter.ts';
 
-export interface RunnerDeps {
-  db: Db;
-  log: Logger;
-  /** A runner learnt (e.g. from a webhook) that the run with this request id changed. */
-  onProgress: (requestId: string) => void;
+export interface RunnerSet {
+  runners: ReadonlyMap<string, BuildRunner>;
+  routing: RoutingTable;
+  module: Module;
 }
 
-/** The stub runner always; the Buildkite runner when TREADLE_BUILDKITE_TOKEN is set. */
-export function createRunners(config: Config, deps: RunnerDeps): Map<string, BuildRunner> {
-  const runners = new Map<string, BuildRunner>();
-  const stub = new StubRunner();
-  runners.set(stub.name, stub);
-  const bk = config.buildkite;
-  if (bk.token) {
-    const log = deps.log.child({ runner: 'buildkite' });
-    const client = new BuildkiteClient({
-      apiUrl: bk.apiUrl,
-      token: bk.token,
-      requestsPerMinute: bk.requestsPerMinute,
-      log,
-    });
-    const runner = new BuildkiteRunner({
-      client,
-      db: deps.db,
-      log,
-      org: bk.org,
-      pollIntervalMs: bk.pollIntervalMs,
-      onProgress: deps.onProgress,
-    });
-    runners.set(runner.name, runner);
-  }
-  return runners;
+/**
+ * Every configured runner, or `override` (tests and benchmarks hand in their own). Throws a
+ * ConfigError when TREADLE_ENGINES names a runner that is not configured.
+ */
+export function createRunnerSet(ctx: AppContext, override?: ReadonlyMap<string, BuildRunner>): RunnerSet {
+  const parts = new Map<string, RunnerParts>();
+  if (!override)
+    for (const m of RUNNER_MODULES)
+      if (m.configured(ctx.config)) parts.set(m.name, m.create(runnerContext(ctx, m.name)));
+  const runners = override ?? new Map([...parts].map(([name, p]) => [name, p.runner]));
+  const routing = routingTable(ctx.config, runners.keys());
+  const log = ctx.log.child({ subsystem: 'runners' });
+  const module: Module = {
+    name: 'runners',
+    consumers: [...parts.values()].flatMap((p) => p.consumers ?? []),
+    routes(app) {
+      for (const m of RUNNER_MODULES) {
+        const p = parts.get(m.name);
+        if (p) p.routes?.(app);
+        else m.unconfiguredRoutes?.(app, log);
+      }
+    },
+  };
+  return { runners, routing, module };
 }
 
-/** The names createRunners would configure (without building anything). */
+function runnerContext(ctx: AppContext, name: string): RunnerContext {
+  return {
+    config: ctx.config,
+    log: ctx.log,
+    openStore: (open) => open(ctx.db),
+    wake: (requestId) => ctx.queue.wake(DISPATCH_TOPIC, requestId),
+    publish(topic, partitionKey, id, payload) {
+      if (!topic.startsWith(`${name}.`))
+        throw new InvalidRequestError(
+          `runner ${name} may only publish on its own topics (${name}.…), not ${topic}`,
+        );
+      return ctx.queue.publish(topic, partitionKey, id, payload).published;
+    },
+  };
+}
+
+/** The names of the runners the config enables (without building anything). */
 export function configuredRunners(config: Config): string[] {
-  return config.buildkite.token ? ['stub', 'buildkite'] : ['stub'];
+  return RUNNER_MODULES.filter((m) => m.configured(config)).map((m) => m.name);
 }
 
 /** Fails with a ConfigError when TREADLE_ENGINES names a runner that is not configured. */

@@ -1,20 +1,25 @@
 /**
  * Starts a pipeline, whoever built it (a knot's record adopted by Intake, or treadle's own from a
- * ref update or pull request): the `sh.tangled.pipeline` frame on /events, the pipeline and
- * workflow rows, each workflow's `pending` (and dispatch message) or single `failed`, and the
- * dedup key it runs under. The caller runs it inside `events.transaction`, so it all commits at once.
+ * ref update, pull request or trigger): the `sh.tangled.pipeline` frame on /events, the pipeline
+ * and workflow rows, the `pipeline.started` message, each workflow's `pending` (and dispatch
+ * message) or single `failed`, and the dedup key it runs under. The caller runs it inside a
+ * unit of work, so it all commits at once.
  */
-import type { RecordValidator } from '../atproto/lexicons.ts';
 import type { PipelineOrigin, PipelineStore } from '../db/pipeline-store.ts';
-import type { RepoRow, RepoStore } from '../db/repo-store.ts';
+import type { RepoRow } from '../db/repo-store.ts';
 import type { RunKeyStore } from '../db/run-key-store.ts';
 import type { EventLog } from '../events/index.ts';
-import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
-import type { DefaultBranches } from '../knots/default-branch.ts';
-import type { Logger } from '../logger.ts';
 import type { Queue } from '../queue/index.ts';
+import {
+  PIPELINE_NSID,
+  PIPELINE_STARTED_TOPIC,
+  type PipelineRecord,
+  type PipelineStarted,
+  pipelineCommit,
+  pipelineSubject,
+} from './pipeline.ts';
 import { type RoutingTable, routeWorkflow } from './routing.ts';
-import { PIPELINE_NSID, type StatusWriter } from './status-writer.ts';
+import type { StatusWriter } from './status-writer.ts';
 
 export const DISPATCH_TOPIC = 'workflow.dispatch';
 
@@ -22,30 +27,6 @@ export interface DispatchMessage {
   knot: string;
   rkey: string;
   name: string;
-}
-
-export interface PipelineRecord {
-  $type: string;
-  triggerMetadata: {
-    kind: string;
-    repo: { knot: string; did: string; repo?: string; repoDid?: string; defaultBranch?: string };
-    push?: { ref: string; newSha: string; oldSha: string };
-    pullRequest?: {
-      sourceBranch: string;
-      targetBranch: string;
-      sourceSha: string;
-      action: string;
-      sourceRepo?: string;
-      pull?: string;
-    };
-    manual?: {
-      sha?: string;
-      ref?: string;
-      sourceRepo?: string;
-      inputs?: Array<{ key: string; value: string }>;
-    };
-  };
-  workflows: Array<{ name: string; engine: string; raw: string; clone?: unknown }>;
 }
 
 export interface StartRequest {
@@ -64,19 +45,6 @@ export interface Started {
   created: bigint;
 }
 
-/** What the intakes that build pipelines themselves (pushes, pull requests) share. */
-export interface BuilderDeps {
-  repos: RepoStore;
-  runKeys: RunKeyStore;
-  events: EventLog;
-  queue: Queue;
-  starter: PipelineStarter;
-  fetcher: WorkflowFetcher;
-  defaultBranches: DefaultBranches;
-  validator: RecordValidator;
-  log: Logger;
-}
-
 export interface StarterDeps {
   store: PipelineStore;
   runKeys: RunKeyStore;
@@ -86,12 +54,6 @@ export interface StarterDeps {
   routing: RoutingTable;
 }
 
-/** The commit a pipeline builds, as the ci API reports and filters it. */
-export function pipelineCommit(record: PipelineRecord): string | null {
-  const t = record.triggerMetadata;
-  return t.push?.newSha ?? t.pullRequest?.sourceSha ?? t.manual?.sha ?? null;
-}
-
 export class PipelineStarter {
   private readonly d: StarterDeps;
 
@@ -99,7 +61,7 @@ export class PipelineStarter {
     this.d = deps;
   }
 
-  /** Call inside `events.transaction`. */
+  /** Call inside a unit of work. */
   start(req: StartRequest, commit: string | null = pipelineCommit(req.record)): Started {
     const { store, events, queue, statuses } = this.d;
     const { knot, rkey, repo, record } = req;
@@ -108,7 +70,7 @@ export class PipelineStarter {
       route: routeWorkflow(w.raw, w.engine, this.d.routing),
     }));
     const { created } = events.append(PIPELINE_NSID, rkey, record);
-    store.insertPipeline({
+    const row = {
       knot,
       rkey,
       repoOwner: repo.owner,
@@ -120,6 +82,13 @@ export class PipelineStarter {
       origin: req.origin,
       record: JSON.stringify(record),
       receivedAt: Date.now(),
+    };
+    store.insertPipeline(row);
+    const subject = pipelineSubject(row);
+    queue.publish<PipelineStarted>(PIPELINE_STARTED_TOPIC, subject.pipeline, subject.pipeline, {
+      ...subject,
+      workflows: record.workflows.map((w) => w.name),
+      observedAt: row.receivedAt,
     });
     if (req.runKey) {
       this.d.runKeys.put(req.runKey, { state: 'run', knot, rkey });

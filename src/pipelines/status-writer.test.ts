@@ -4,7 +4,12 @@ import { tempDir } from '../../test/support/temp.ts';
 import { type Db, openDatabase } from '../db/database.ts';
 import { EventStore } from '../db/event-store.ts';
 import { PipelineStore } from '../db/pipeline-store.ts';
+import { QueueStore } from '../db/queue-store.ts';
+import { UnitOfWork } from '../db/unit-of-work.ts';
 import { EventLog } from '../events/index.ts';
+import { createLogger } from '../logger.ts';
+import { Queue } from '../queue/index.ts';
+import { WORKFLOW_STATUS_TOPIC, type WorkflowStatusChanged } from './pipeline.ts';
 import { StatusWriter } from './status-writer.ts';
 
 let db: Db;
@@ -21,13 +26,39 @@ function setup(start: number) {
   cleanup = t.cleanup;
   db = openDatabase(join(t.dir, 'treadle.db'));
   const store = new PipelineStore(db);
-  const events = new EventLog(new EventStore(db));
+  const uow = new UnitOfWork(db);
+  const events = new EventLog(new EventStore(db), { uow });
+  const queue = new Queue(new QueueStore(db), createLogger('silent'), {}, uow);
   let now = start;
-  const written: string[] = [];
-  const writer = new StatusWriter({ store, events, clock: () => now, onWritten: (_k, s) => written.push(s) });
+  const writer = new StatusWriter({ store, events, queue, uow, clock: () => now });
+  store.insertPipeline({
+    ...key,
+    repoOwner: 'did:plc:owner',
+    repoName: 'hello',
+    repoDid: 'did:plc:repo',
+    kind: 'push',
+    commit: 'a'.repeat(40),
+    created: 1n,
+    origin: 'knot',
+    record: JSON.stringify({
+      triggerMetadata: {
+        kind: 'push',
+        push: { ref: 'refs/heads/main', newSha: 'a'.repeat(40), oldSha: '0'.repeat(40) },
+      },
+    }),
+    receivedAt: 0,
+  });
   store.insertWorkflow({ ...key, engine: 'nixery', runner: 'stub', options: '{}' });
   const frames = () => events.readAfter(-1n, 100).map((e) => JSON.parse(e.frame));
-  return { writer, store, frames, written, setNow: (ms: number) => (now = ms) };
+  /** The messages on workflow.status, in publish order. */
+  const published = () =>
+    (
+      db
+        .prepare(`SELECT id, payload FROM queue_messages WHERE topic = ? ORDER BY "offset"`)
+        .all(WORKFLOW_STATUS_TOPIC) as Array<{ id: string; payload: string }>
+    ).map((r) => ({ id: r.id, ...(JSON.parse(r.payload) as WorkflowStatusChanged) }));
+  const written = () => published().map((m) => m.status);
+  return { writer, store, queue, events, frames, published, written, setNow: (ms: number) => (now = ms) };
 }
 
 describe('StatusWriter', () => {
@@ -43,7 +74,7 @@ describe('StatusWriter', () => {
       status: 'pending',
       workflow: 'ci.yml',
     });
-    expect(t.written).toEqual(['pending']);
+    expect(t.written()).toEqual(['pending']);
   });
 
   it("holds a status that would share the previous one's second until the next second", () => {
@@ -84,5 +115,58 @@ describe('StatusWriter', () => {
     const rkeys = t.frames().map((f) => f.rkey);
     expect(new Set(rkeys).size).toBe(3);
     for (const r of rkeys) expect(r).toMatch(/^[234567a-z]{13}$/);
+  });
+
+  it('publishes each status written on workflow.status, with the pipeline it belongs to', () => {
+    const t = setup(Date.UTC(2026, 10, 23, 12, 0, 0));
+    t.writer.write(key, { status: 'pending' });
+    t.setNow(Date.UTC(2026, 10, 23, 12, 0, 1));
+    t.writer.write(key, { status: 'running' });
+    t.writer.write(key, { status: 'failed' }); // same second: not written
+    t.setNow(Date.UTC(2026, 10, 23, 12, 0, 2));
+    t.writer.write(key, { status: 'failed', error: 'tests failed', exitCode: 2 });
+    t.writer.write(key, { status: 'success' }); // stale: not written
+    const frames = t.frames();
+    const messages = t.published();
+    expect(messages.map((m) => m.status)).toEqual(['pending', 'running', 'failed']);
+    expect(messages.map((m) => m.rkey)).toEqual(frames.map((f) => f.rkey));
+    expect(messages[2]).toEqual({
+      id: 'ci.yml/failed',
+      pipeline: 'at://did:web:knot.example.com/sh.tangled.pipeline/3kpipe',
+      knot: 'knot.example.com',
+      repo: 'did:plc:repo',
+      trigger: 'push',
+      ref: 'refs/heads/main',
+      commit: 'a'.repeat(40),
+      workflow: 'ci.yml',
+      status: 'failed',
+      createdAt: '2026-11-23T12:00:02Z',
+      rkey: frames[2].rkey,
+      error: 'tests failed',
+      exitCode: 2,
+    });
+  });
+
+  it('writes the frame, the row and the message together or not at all', () => {
+    const t = setup(Date.UTC(2026, 10, 23, 12, 0, 0));
+    const publish = t.queue.publish.bind(t.queue);
+    t.queue.publish = () => {
+      throw new Error('disk full');
+    };
+    expect(() => t.writer.write(key, { status: 'pending' })).toThrow('disk full');
+    expect(t.frames()).toEqual([]);
+    expect(t.store.workflow(key)?.status).toBeNull();
+    t.queue.publish = publish;
+    const setStatus = t.store.setStatus.bind(t.store);
+    t.store.setStatus = () => {
+      throw new Error('constraint');
+    };
+    expect(() => t.writer.write(key, { status: 'pending' })).toThrow('constraint');
+    expect(t.frames()).toEqual([]);
+    expect(t.written()).toEqual([]);
+    t.store.setStatus = setStatus;
+    expect(t.writer.write(key, { status: 'pending' })).toMatchObject({ written: true });
+    expect(t.frames()).toHaveLength(1);
+    expect(t.written()).toEqual(['pending']);
   });
 });

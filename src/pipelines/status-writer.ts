@@ -6,25 +6,19 @@
  * `error` and `exitCode` go with `failed`, and with a `cancelled` a user asked for.
  */
 import { TID } from '@atproto/common-web';
-import type { WireStatus } from '../../providers/runner.ts';
 import type { PipelineStore, WorkflowKey } from '../db/pipeline-store.ts';
+import type { UnitOfWork } from '../db/unit-of-work.ts';
 import type { EventLog } from '../events/index.ts';
-
-export const STATUS_NSID = 'sh.tangled.pipeline.status';
-export const PIPELINE_NSID = 'sh.tangled.pipeline';
-
-const RANK: Record<WireStatus, number> = {
-  pending: 0,
-  running: 1,
-  success: 2,
-  failed: 2,
-  timeout: 2,
-  cancelled: 2,
-};
-
-export function isTerminal(status: WireStatus | null | undefined): boolean {
-  return status !== null && status !== undefined && RANK[status] === 2;
-}
+import type { Queue } from '../queue/index.ts';
+import {
+  isTerminal,
+  pipelineSubject,
+  STATUS_NSID,
+  statusRank,
+  type WireStatus,
+  WORKFLOW_STATUS_TOPIC,
+  type WorkflowStatusChanged,
+} from './pipeline.ts';
 
 export interface StatusUpdate {
   status: WireStatus;
@@ -39,51 +33,56 @@ export type WriteResult =
   /** Not written and never will be: the workflow is past this status already. */
   | { written: false; stale: true };
 
-export function pipelineUri(knot: string, rkey: string): string {
-  return `at://did:web:${knot}/${PIPELINE_NSID}/${rkey}`;
+export interface StatusWriterDeps {
+  store: PipelineStore;
+  events: EventLog;
+  queue: Queue;
+  uow: UnitOfWork;
+  clock?: () => number;
 }
 
+/**
+ * Each status is written once, in one transaction: the workflow row, the `/events` frame and
+ * the `workflow.status` message. So no status reaches the appview without reaching every
+ * consumer of the topic, and a redelivered write finds the row moved on and writes nothing.
+ */
 export class StatusWriter {
-  private readonly store: PipelineStore;
-  private readonly events: EventLog;
+  private readonly d: StatusWriterDeps;
   private readonly clock: () => number;
-  private readonly onWritten: (key: WorkflowKey, status: WireStatus) => void;
 
-  constructor(options: {
-    store: PipelineStore;
-    events: EventLog;
-    clock?: () => number;
-    onWritten?: (key: WorkflowKey, status: WireStatus) => void;
-  }) {
-    this.store = options.store;
-    this.events = options.events;
-    this.clock = options.clock ?? Date.now;
-    this.onWritten = options.onWritten ?? (() => {});
+  constructor(deps: StatusWriterDeps) {
+    this.d = deps;
+    this.clock = deps.clock ?? Date.now;
   }
 
-  /** Writes the status if the rules allow it now; the caller runs inside `events.transaction` or not. */
+  /** Writes the status if the rules allow it now; joins the caller's unit of work, if any. */
   write(key: WorkflowKey, update: StatusUpdate): WriteResult {
-    const result = this.events.transaction(() => this.writeNow(key, update));
-    if (result.written) this.onWritten(key, update.status);
-    return result;
+    return this.d.uow.run(() => this.writeNow(key, update));
   }
 
   private writeNow(key: WorkflowKey, update: StatusUpdate): WriteResult {
-    const row = this.store.workflow(key);
+    const { store } = this.d;
+    const row = store.workflow(key);
     if (!row) throw new Error(`workflow ${key.knot}/${key.rkey}/${key.name} is not recorded`);
-    if (row.status !== null && (isTerminal(row.status) || RANK[update.status] <= RANK[row.status])) {
+    if (
+      row.status !== null &&
+      (isTerminal(row.status) || statusRank(update.status) <= statusRank(row.status))
+    ) {
       return { written: false, stale: true };
     }
+    const pipeline = store.pipeline(key.knot, key.rkey);
+    if (!pipeline) throw new Error(`pipeline ${key.knot}/${key.rkey} is not recorded`);
     const now = this.clock();
     const second = Math.floor(now / 1000);
     if (row.statusAt !== null && second <= row.statusAt) {
       return { written: false, waitMs: (row.statusAt + 1) * 1000 - now };
     }
+    const subject = pipelineSubject(pipeline);
     // A failure always says why; a cancellation does when someone asked for it (2026 spec §2).
     const failed = update.status === 'failed' || (update.status === 'cancelled' && !!update.error);
     const record = {
       $type: STATUS_NSID,
-      pipeline: pipelineUri(key.knot, key.rkey),
+      pipeline: subject.pipeline,
       workflow: key.name,
       status: update.status,
       // Whole seconds, never later than the write (the appview takes min(now, createdAt)).
@@ -91,13 +90,22 @@ export class StatusWriter {
       ...(failed ? { error: update.error ?? 'workflow failed', exitCode: update.exitCode ?? -1 } : {}),
     };
     const rkey = TID.nextStr();
-    this.events.append(STATUS_NSID, rkey, record);
-    this.store.setStatus(key, {
+    this.d.events.append(STATUS_NSID, rkey, record);
+    store.setStatus(key, {
       status: update.status,
       statusAt: second,
       error: failed ? record.error : undefined,
       exitCode: failed ? record.exitCode : undefined,
     });
+    const message: WorkflowStatusChanged = {
+      ...subject,
+      workflow: key.name,
+      status: update.status,
+      createdAt: record.createdAt,
+      rkey,
+      ...(failed ? { error: record.error, exitCode: record.exitCode } : {}),
+    };
+    this.d.queue.publish(WORKFLOW_STATUS_TOPIC, subject.pipeline, `${key.name}/${update.status}`, message);
     return { written: true, rkey };
   }
 }

@@ -6,6 +6,7 @@
 import { loadAdminConfig, type QueueSettings } from '../config.ts';
 import { dataVersion } from '../db/database.ts';
 import { type DeadLetter, DLQ_SUFFIX, type QueueStore } from '../db/queue-store.ts';
+import { UnitOfWork } from '../db/unit-of-work.ts';
 import { InvalidRequestError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { Consumer } from './consumer.ts';
@@ -31,11 +32,14 @@ export class Queue {
   private lastGcAt = 0;
 
   private readonly log: Logger;
+  private readonly uow: UnitOfWork;
 
-  constructor(store: QueueStore, log: Logger, settings: Partial<QueueSettings> = {}) {
+  /** `uow`: publishes inside an open unit of work wake consumers only once it commits. */
+  constructor(store: QueueStore, log: Logger, settings: Partial<QueueSettings> = {}, uow?: UnitOfWork) {
     this.store = store;
     this.log = log;
     this.settings = { ...QUEUE_DEFAULTS, ...settings };
+    this.uow = uow ?? new UnitOfWork(store.db);
   }
 
   /** Stores one message; a repeat of (topic, partitionKey, id) stores nothing and reports `published: false`. */
@@ -53,9 +57,11 @@ export class Queue {
   publishBatch(requests: readonly PublishRequest[]): PublishResult[] {
     const checked = requests.map(checkPublish);
     const results = this.store.publish(checked, Date.now());
-    results.forEach((r, i) => {
-      if (r.published) this.notify(checked[i]!.topic, checked[i]!.partitionKey);
-    });
+    this.uow.afterCommit(() =>
+      results.forEach((r, i) => {
+        if (r.published) this.notify(checked[i]!.topic, checked[i]!.partitionKey);
+      }),
+    );
     return results;
   }
 
@@ -80,7 +86,10 @@ export class Queue {
    * after the visibility timeout. Call only while holding the instance lock, before `start()`.
    */
   recoverAbandoned(): number {
-    const n = this.store.recoverAll();
+    // Only the groups this process consumes: another process (a CLI, an external consumer)
+    // may hold deliveries of its own groups right now.
+    let n = 0;
+    for (const c of this.allConsumers()) n += this.store.recover(c.topic, c.group);
     if (n > 0)
       this.log.info({ deliveries: n }, 'deliveries left in flight by a previous process redelivered');
     return n;

@@ -6,16 +6,11 @@
  * narrows either to the named files. Every call is a new pipeline under a fresh TID: re-running
  * is the point, so there is no dedup key.
  */
-import { TID } from '@atproto/common-web';
 import type { RepoRow, RepoStore } from '../db/repo-store.ts';
-import { errorMessage, InvalidRequestError } from '../errors.ts';
-import type { EventLog } from '../events/index.ts';
-import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
-import type { DefaultBranches } from '../knots/default-branch.ts';
+import { errorMessage, InvalidRequestError, TreadleError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { PipelineRecord, PipelineStarter } from '../pipelines/starter.ts';
-import { PIPELINE_NSID, pipelineUri } from '../pipelines/status-writer.ts';
-import { compileWorkflows } from '../pipelines/when.ts';
+import { type PipelineRecord, pipelineUri } from '../pipelines/pipeline.ts';
+import type { BuildOutcome, PipelineBuilder } from '../pipelines/pipeline-builder.ts';
 
 export type TriggerInput =
   | {
@@ -37,10 +32,7 @@ export type TriggerInput =
 
 export interface ManualTriggerDeps {
   repos: RepoStore;
-  fetcher: WorkflowFetcher;
-  defaultBranches: DefaultBranches;
-  events: EventLog;
-  starter: PipelineStarter;
+  builder: PipelineBuilder;
   log: Logger;
 }
 
@@ -69,41 +61,38 @@ export class ManualTriggers {
     if (!SHA40.test(sha)) throw new InvalidRequestError('sha must be exactly 40 lowercase hex characters');
     if (!manual && !trigger.targetBranch)
       throw new InvalidRequestError('a pull request trigger needs targetBranch');
-    const from = this.codeRepo(repo, trigger.sourceRepo);
-    let files: Awaited<ReturnType<WorkflowFetcher['fetch']>>;
+    const codeRepo = this.codeRepo(repo, trigger.sourceRepo);
+    let outcome: BuildOutcome;
     try {
-      files = await this.d.fetcher.fetch(from.knot, from.repoDid!, sha);
+      outcome = await this.d.builder.build({
+        repo,
+        codeRepo,
+        sha,
+        compile: manual
+          ? { kind: 'manual', workflows }
+          : { kind: 'pull_request', targetBranch: trigger.targetBranch, action: trigger.action },
+        only: workflows,
+        trigger: triggerOf(repo, trigger),
+      });
     } catch (err) {
+      if (!(err instanceof TreadleError)) throw err;
       throw new InvalidRequestError(
-        `could not read the workflows at ${sha} from ${from.knot}: ${errorMessage(err)}`,
+        `could not read the workflows at ${sha} from ${codeRepo.knot}: ${errorMessage(err)}`,
       );
     }
-    const compiled = compileWorkflows(
-      files,
-      manual
-        ? { kind: 'manual', workflows }
-        : { kind: 'pull_request', targetBranch: trigger.targetBranch, action: trigger.action },
-    );
-    const chosen = compiled.workflows.filter((w) => !workflows?.length || workflows.includes(w.name));
-    if (chosen.length === 0) throw new InvalidRequestError('no workflows to run');
-    const defaultBranch = await this.d.defaultBranches.get(repo.knot, repo.repoDid!);
-    const record = this.record(repo, trigger, defaultBranch, chosen);
-    const rkey = TID.nextStr();
-    const started = this.d.events.transaction(() =>
-      this.d.starter.start({ knot: repo.knot, rkey, repo, record, origin: 'spindle' }, sha),
-    );
+    if (!outcome.started) throw new InvalidRequestError('no workflows to run');
     this.d.log.info(
       {
         repoDid: repo.repoDid,
         sha,
-        kind: record.triggerMetadata.kind,
-        pipeline: rkey,
+        kind: manual ? 'manual' : 'pull_request',
+        pipeline: outcome.rkey,
         by,
-        workflows: started.workflows,
+        workflows: outcome.workflows,
       },
       'pipeline triggered',
     );
-    return { rkey, uri: pipelineUri(repo.knot, rkey), workflows: started.workflows };
+    return { rkey: outcome.rkey, uri: pipelineUri(repo.knot, outcome.rkey), workflows: outcome.workflows };
   }
 
   /** Where the code is: the repo itself, or a fork it names that this spindle serves too. */
@@ -116,51 +105,30 @@ export class ManualTriggers {
       );
     return fork;
   }
+}
 
-  private record(
-    repo: RepoRow,
-    t: TriggerInput,
-    defaultBranch: string,
-    workflows: PipelineRecord['workflows'],
-  ): PipelineRecord {
-    const repoBlock = {
-      knot: repo.knot,
-      did: repo.owner,
-      repo: repo.rkey,
-      repoDid: repo.repoDid!,
-      defaultBranch,
-    };
-    const fork = t.sourceRepo && t.sourceRepo !== repo.repoDid ? { sourceRepo: t.sourceRepo } : {};
-    if (t.$type === 'sh.tangled.ci.trigger#manual')
-      return {
-        $type: PIPELINE_NSID,
-        triggerMetadata: {
-          kind: 'manual',
-          manual: {
-            sha: t.sha,
-            ...(t.ref ? { ref: t.ref } : {}),
-            ...fork,
-            ...(t.inputs?.length ? { inputs: t.inputs } : {}),
-          },
-          repo: repoBlock,
-        },
-        workflows,
-      };
+/** The record's trigger for a manual run or a pull request re-run. */
+function triggerOf(repo: RepoRow, t: TriggerInput): Omit<PipelineRecord['triggerMetadata'], 'repo'> {
+  const fork = t.sourceRepo && t.sourceRepo !== repo.repoDid ? { sourceRepo: t.sourceRepo } : {};
+  if (t.$type === 'sh.tangled.ci.trigger#manual')
     return {
-      $type: PIPELINE_NSID,
-      triggerMetadata: {
-        kind: 'pull_request',
-        pullRequest: {
-          sourceBranch: t.sourceBranch ?? '',
-          targetBranch: t.targetBranch,
-          sourceSha: t.sourceSha,
-          action: t.action ?? 'opened',
-          ...fork,
-          ...(t.pull ? { pull: t.pull } : {}),
-        },
-        repo: repoBlock,
+      kind: 'manual',
+      manual: {
+        sha: t.sha,
+        ...(t.ref ? { ref: t.ref } : {}),
+        ...fork,
+        ...(t.inputs?.length ? { inputs: t.inputs } : {}),
       },
-      workflows,
     };
-  }
+  return {
+    kind: 'pull_request',
+    pullRequest: {
+      sourceBranch: t.sourceBranch ?? '',
+      targetBranch: t.targetBranch,
+      sourceSha: t.sourceSha,
+      action: t.action ?? 'opened',
+      ...fork,
+      ...(t.pull ? { pull: t.pull } : {}),
+    },
+  };
 }

@@ -8,13 +8,13 @@
  * it sees the message. Both only touch the database, so they are safe from either process.
  */
 import { TID } from '@atproto/common-web';
-import type { WireStatus } from '../../providers/runner.ts';
 import type { PipelineRow, PipelineStore } from '../db/pipeline-store.ts';
 import type { RepoRow, RepoStore } from '../db/repo-store.ts';
-import type { EventLog } from '../events/index.ts';
+import type { UnitOfWork } from '../db/unit-of-work.ts';
 import type { Logger } from '../logger.ts';
-import { DISPATCH_TOPIC, type PipelineRecord, type PipelineStarter } from '../pipelines/starter.ts';
-import { isTerminal, pipelineUri } from '../pipelines/status-writer.ts';
+import type { WireStatus } from '../pipelines/pipeline.ts';
+import { isTerminal, type PipelineRecord, pipelineUri } from '../pipelines/pipeline.ts';
+import { DISPATCH_TOPIC, type PipelineStarter } from '../pipelines/starter.ts';
 import type { Queue } from '../queue/index.ts';
 
 export const RETRY_TOPIC = 'pipeline.retry';
@@ -101,7 +101,7 @@ export function queueRetry(
 export interface RetrierDeps {
   store: PipelineStore;
   repos: RepoStore;
-  events: EventLog;
+  uow: UnitOfWork;
   starter: PipelineStarter;
   log: Logger;
 }
@@ -131,7 +131,7 @@ export class Retrier {
       return;
     }
     const record = JSON.parse(source.record) as PipelineRecord;
-    const started = this.d.events.transaction(() => {
+    const started = this.d.uow.run(() => {
       if (this.d.store.pipeline(m.knot, m.newRkey)) return undefined;
       return this.d.starter.start(
         { knot: m.knot, rkey: m.newRkey, repo, record, origin: 'spindle' },

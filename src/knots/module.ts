@@ -1,0 +1,62 @@
+/**
+ * Knots: one resumable event stream per knot a served repo names. Frames are routed by NSID
+ * (2026 spec §4.2): pipelines go to `pipeline.intake`, new-shape ref updates mark the knot "new"
+ * and go to `push.intake` (old-shape ones are ignored: those knots send pipelines), and repo
+ * DID and collaborator events update the repo tables at once.
+ */
+import type { AppContext } from '../context.ts';
+import { subsystemLogger } from '../logger.ts';
+import type { Module } from '../module.ts';
+import { publishPipelineIntake } from '../pipelines/intake.ts';
+import { PIPELINE_NSID } from '../pipelines/pipeline.ts';
+import { isNewShapeRefUpdate, publishPushIntake, REF_UPDATE_NSID } from '../pipelines/push-intake.ts';
+import { KnotConsumers } from './knot-consumer.ts';
+import type { KnotFrame } from './knot-frame.ts';
+import { RepoEvents } from './repo-events.ts';
+
+const RKEY = /^[A-Za-z0-9._~:-]{1,512}$/;
+
+export interface KnotsModule extends Module {
+  /** Follows exactly the knots that served repos name (after discovery changed them). */
+  reconcile(): Promise<void>;
+}
+
+export function createKnots(
+  ctx: AppContext,
+  options: { backoffMs?: { min: number; max: number } },
+): KnotsModule {
+  const { repos, pipelines, runKeys, queue } = ctx;
+  const log = subsystemLogger(ctx.log, 'knots');
+  const repoEvents = new RepoEvents({ repos, pipelines, validator: ctx.validator, log });
+
+  const onFrame = (knot: string, frame: KnotFrame): void => {
+    const { nsid, event } = frame;
+    if (repoEvents.apply(knot, nsid, event)) return;
+    if (nsid !== PIPELINE_NSID && nsid !== REF_UPDATE_NSID) return;
+    if (!RKEY.test(frame.rkey)) {
+      log.warn({ knot, nsid, rkey: frame.rkey.slice(0, 80) }, 'knot frame with an invalid rkey skipped');
+      return;
+    }
+    if (nsid === PIPELINE_NSID) {
+      publishPipelineIntake(queue, { knot, rkey: frame.rkey, event });
+      return;
+    }
+    if (!isNewShapeRefUpdate(event)) {
+      log.debug({ knot, rkey: frame.rkey }, 'old-shape ref update: the knot sends its pipelines itself');
+      return;
+    }
+    if (runKeys.markNew(knot)) log.info({ knot }, 'knot sends new-shape ref updates: pushes are built here');
+    publishPushIntake(queue, { knot, rkey: frame.rkey, event, receivedAt: Date.now() });
+  };
+
+  const knots = new KnotConsumers({
+    dev: ctx.config.dev,
+    cursors: ctx.cursors,
+    log,
+    onFrame,
+    minBackoffMs: options.backoffMs?.min,
+    maxBackoffMs: options.backoffMs?.max,
+  });
+  const reconcile = () => knots.reconcile(new Set(repos.servedRepos().map((r) => r.knot)));
+  return { name: 'knots', reconcile, start: reconcile, stop: () => knots.stop() };
+}
