@@ -356,6 +356,11 @@ export interface LoadedConfig<C> {
 
 type Env = Record<string, string | undefined>;
 
+/** The process environment: config is the one module that reads it (and the git environment builder). */
+export function processEnvironment(): NodeJS.ProcessEnv {
+  return process.env;
+}
+
 export function loadConfig(env: Env): LoadedConfig<Config> {
   return load(env, true) as LoadedConfig<Config>;
 }

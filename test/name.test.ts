@@ -25,8 +25,9 @@ function files(): string[] {
     });
     return out
       .split('\0')
-      .filter((f) => f && !SKIP_FILES.has(f.split('/').at(-1)!) && existsSync(join(ROOT, f)))
-      .map((f) => join(ROOT, f));
+      .filter((f) => f && !SKIP_FILES.has(f.split('/').at(-1)!))
+      .map((f) => join(ROOT, f))
+      .filter((path) => existsSync(path) && statSync(path).isFile());
   }
   return [...walk(ROOT)];
 }

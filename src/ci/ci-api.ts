@@ -5,11 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { Hono } from 'hono';
+import { CiStore } from '../db/ci-store.ts';
 import type { PipelineStore } from '../db/pipeline-store.ts';
 import type { RepoStore } from '../db/repo-store.ts';
 import { InvalidRequestError, PermanentError, XrpcError } from '../errors.ts';
 import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
-import { CiStore } from './ci-store.ts';
 import { type CiPipeline, ciPipeline } from './pipeline-view.ts';
 
 export const KINDS = ['push', 'pull_request', 'manual'];

@@ -1,3 +1,4 @@
+import { processEnvironment } from '../config.ts';
 import { ConfigError, InstanceLockedError, InvalidRequestError, TreadleError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { demoCommand } from './demo-command.ts';
@@ -28,7 +29,7 @@ exit codes: 0 ok, 1 failure, 2 usage, 75 database in use by another treadle, 78 
 
 export async function main(
   argv: string[],
-  env: NodeJS.ProcessEnv = process.env,
+  env: NodeJS.ProcessEnv = processEnvironment(),
   io: Output = stdio,
 ): Promise<number> {
   const [command, ...rest] = argv;

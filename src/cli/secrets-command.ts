@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 import { loadAdminConfig } from '../config.ts';
 import { openExistingDatabase } from '../db/database.ts';
 import { InstanceLock } from '../db/instance-lock.ts';
+import { SecretStore } from '../db/secret-store.ts';
 import { Keyring, keyFileFor, loadKeyring, parseKey, writeKeyFile } from '../secrets/keyring.ts';
-import { SecretStore } from '../secrets/secret-store.ts';
 import { EXIT } from './exit-codes.ts';
 import type { Output } from './output.ts';
 

@@ -4,12 +4,12 @@
  */
 import type { AppContext } from '../context.ts';
 import type { WorkflowKey } from '../db/pipeline-store.ts';
+import { SecretStore } from '../db/secret-store.ts';
 import { subsystemLogger } from '../logger.ts';
 import type { Module } from '../module.ts';
 import { loadKeyring } from './keyring.ts';
 import { Masker } from './masker.ts';
 import { SecretApi } from './secret-api.ts';
-import { SecretStore } from './secret-store.ts';
 
 /** What a run may know of its repository's secrets. */
 export interface RunSecrets {

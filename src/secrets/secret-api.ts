@@ -10,10 +10,10 @@
 import type { Hono } from 'hono';
 import type { ServiceAuth } from '../atproto/service-auth.ts';
 import type { RepoRow, RepoStore } from '../db/repo-store.ts';
+import type { SecretStore } from '../db/secret-store.ts';
 import { XrpcError } from '../errors.ts';
 import { jsonObjectBody } from '../http/xrpc.ts';
 import type { Logger } from '../logger.ts';
-import type { SecretStore } from './secret-store.ts';
 
 const KEY = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 /** A `sh.tangled.repo` record's AT-URI: owner DID and rkey. */

@@ -4,8 +4,13 @@
  * moved to another row, reveals nothing.
  */
 import type { Statement } from 'better-sqlite3';
-import type { Db } from '../db/database.ts';
-import type { Keyring } from './keyring.ts';
+import type { Db } from './database.ts';
+
+/** Seals and opens values bound to associated data (the secrets keyring: AES-256-GCM). */
+export interface Sealer {
+  seal(value: string, aad: string): { keyId: string; bytes: Buffer };
+  open(sealed: { keyId: string; bytes: Buffer }, aad: string): string;
+}
 
 export interface SecretMeta {
   repo: string;
@@ -27,10 +32,10 @@ const aad = (repo: string, key: string) => `${repo}\u0000${key}`;
 
 export class SecretStore {
   private readonly db: Db;
-  private readonly keyring: Keyring;
+  private readonly keyring: Sealer;
   private readonly s: Record<string, Statement>;
 
-  constructor(db: Db, keyring: Keyring) {
+  constructor(db: Db, keyring: Sealer) {
     this.db = db;
     this.keyring = keyring;
     const p = (sql: string) => db.prepare(sql);

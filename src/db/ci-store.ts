@@ -1,6 +1,6 @@
 /** SQL behind `sh.tangled.ci.queryPipelines`: a repo's pipelines newest first, filtered, paged by `created`. */
 import type { Statement } from 'better-sqlite3';
-import type { Db } from '../db/database.ts';
+import type { Db } from './database.ts';
 
 export interface PipelineQuery {
   repoDid: string;
