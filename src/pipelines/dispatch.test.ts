@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BuildRunner, BuildStatus } from '../../providers/runner.ts';
+import { recordPushPipeline } from '../../test/support/pipelines.ts';
 import { tempDir } from '../../test/support/temp.ts';
 import { type Db, openDatabase } from '../db/database.ts';
 import { EventStore } from '../db/event-store.ts';
@@ -70,26 +71,7 @@ function setup() {
   let now = Date.UTC(2026, 10, 23, 12, 0, 0);
   const statuses = new StatusWriter({ store, events, queue, uow, clock: () => (now += 1000) });
   const runner = new GatedRunner();
-  store.insertPipeline({
-    ...key,
-    repoOwner: 'did:plc:owner',
-    repoName: 'hello',
-    repoDid: null,
-    kind: 'push',
-    commit: 'a'.repeat(40),
-    created: 1n,
-    origin: 'knot',
-    record: JSON.stringify({
-      triggerMetadata: {
-        kind: 'push',
-        push: { ref: 'refs/heads/main', newSha: 'a'.repeat(40), oldSha: '0'.repeat(40) },
-        repo: { knot: key.knot, did: 'did:plc:owner', repo: 'hello' },
-      },
-      workflows: [{ name: key.name, engine: 'nixery', raw: 'steps: []' }],
-    }),
-    receivedAt: 0,
-  });
-  store.insertWorkflow({ ...key, engine: 'nixery', runner: 'gated', options: '{}' });
+  recordPushPipeline(store, key, { runner: 'gated', repoDid: null });
   statuses.write(key, { status: 'pending' });
   const dispatcher = new Dispatcher({
     store,

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { recordPushPipeline } from '../../test/support/pipelines.ts';
 import { tempDir } from '../../test/support/temp.ts';
 import { type Db, openDatabase } from '../db/database.ts';
 import { EventStore } from '../db/event-store.ts';
@@ -31,24 +32,7 @@ function setup(start: number) {
   const queue = new Queue(new QueueStore(db), createLogger('silent'), {}, uow);
   let now = start;
   const writer = new StatusWriter({ store, events, queue, uow, clock: () => now });
-  store.insertPipeline({
-    ...key,
-    repoOwner: 'did:plc:owner',
-    repoName: 'hello',
-    repoDid: 'did:plc:repo',
-    kind: 'push',
-    commit: 'a'.repeat(40),
-    created: 1n,
-    origin: 'knot',
-    record: JSON.stringify({
-      triggerMetadata: {
-        kind: 'push',
-        push: { ref: 'refs/heads/main', newSha: 'a'.repeat(40), oldSha: '0'.repeat(40) },
-      },
-    }),
-    receivedAt: 0,
-  });
-  store.insertWorkflow({ ...key, engine: 'nixery', runner: 'stub', options: '{}' });
+  recordPushPipeline(store, key, { runner: 'stub', repoDid: 'did:plc:repo' });
   const frames = () => events.readAfter(-1n, 100).map((e) => JSON.parse(e.frame));
   /** The messages on workflow.status, in publish order. */
   const published = () =>
