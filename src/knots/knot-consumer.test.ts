@@ -1,11 +1,12 @@
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeKnot } from '../../fakes/knot.ts';
 import { tempDir } from '../../test/support/temp.ts';
 import { sleep, waitFor } from '../../test/support/wait.ts';
 import { CursorStore } from '../db/cursor-store.ts';
 import { type Db, openDatabase } from '../db/database.ts';
-import { createLogger } from '../logger.ts';
+import { createLogger, type Logger } from '../logger.ts';
 import { KnotConsumers } from './knot-consumer.ts';
 import type { KnotFrame } from './knot-frame.ts';
 
@@ -21,14 +22,19 @@ afterEach(async () => {
   cleanup();
 });
 
-function consumers(received: Array<{ knot: string; frame: KnotFrame }>): KnotConsumers {
+function consumers(
+  received: Array<{ knot: string; frame: KnotFrame }>,
+  limits: { maxFrameBytes?: number; oversizeAllowanceBytes?: number; log?: Logger } = {},
+): KnotConsumers {
   const t = tempDir();
   cleanup = t.cleanup;
   db = openDatabase(join(t.dir, 'treadle.db'));
   knots = new KnotConsumers({
     dev: true,
     cursors: new CursorStore(db),
-    log: createLogger('silent'),
+    log: limits.log ?? createLogger('silent'),
+    maxFrameBytes: limits.maxFrameBytes,
+    oversizeAllowanceBytes: limits.oversizeAllowanceBytes,
     onFrame: (knot, frame) => {
       received.push({ knot, frame });
     },
@@ -126,5 +132,38 @@ describe('KnotConsumers', () => {
     await waitFor(() => a.connected === 0, 'a closed');
     expect(c.knots).toEqual([b.host]);
     expect(b.connected).toBe(1);
+  });
+
+  it('skips exactly an oversized frame: the frames before and right after it arrive (replays are harmless)', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push(l) });
+    const k = await fakeKnot();
+    await consumers(received, { maxFrameBytes: 2048, oversizeAllowanceBytes: 16_384, log }).reconcile([
+      k.host,
+    ]);
+    await waitFor(() => k.connected === 1, 'the connection');
+    k.emit('sh.tangled.pipeline', 'before', PIPELINE);
+    const big = k.emit('sh.tangled.pipeline', 'big', { ...PIPELINE, pad: 'x'.repeat(8000) });
+    k.emit('sh.tangled.pipeline', 'after', PIPELINE);
+    await waitFor(() => received.some((r) => r.frame.rkey === 'after'), 'the frame after the big one');
+    // Over even the allowance: its place cannot be read, so the stream resumes from now.
+    k.emit('sh.tangled.pipeline', 'huge', { ...PIPELINE, pad: 'x'.repeat(40_000) });
+    await waitFor(() => lines.some((l) => l.includes('without its place')), 'the second skip');
+    await waitFor(() => k.connected === 1, 'the reconnect');
+    k.emit('sh.tangled.pipeline', 'later', PIPELINE);
+    await waitFor(() => received.some((r) => r.frame.rkey === 'later'), 'a frame after the huge one');
+    const rkeys = received.map((r) => r.frame.rkey);
+    expect(rkeys).toContain('before'); // possibly twice: a reconnect rewinds, and replays are harmless
+    expect(rkeys).not.toContain('big');
+    expect(rkeys).not.toContain('huge');
+    expect(rkeys).toContain('after');
+    expect(rkeys).toContain('later');
+    const skipped = lines
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.msg === 'knot frame over the size limit skipped');
+    expect(skipped).toHaveLength(1);
+    expect(skipped[0]).toMatchObject({ rkey: 'big', created: big.toString() });
+    expect(skipped[0].bytes).toBeGreaterThan(8000);
   });
 });

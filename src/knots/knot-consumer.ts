@@ -23,6 +23,8 @@ export interface KnotConsumerOptions {
   onOpen?: (knot: string, url: string) => void;
   /** Largest frame read from a knot (default 4 MiB). */
   maxFrameBytes?: number;
+  /** A larger frame is read once, to learn its place and skip it, up to this (default 64 MiB). */
+  oversizeAllowanceBytes?: number;
 }
 
 const WANTED = new Set([
@@ -72,26 +74,53 @@ export class KnotConsumers {
     const key = `knot:${knot}`;
     const log = this.o.log.child({ knot });
     const rewind = this.o.rewindNs ?? 5_000_000_000n;
+    let floor: bigint | undefined;
     const stream = new StreamClient({
       log,
       minBackoffMs: this.o.minBackoffMs,
       maxBackoffMs: this.o.maxBackoffMs,
-      onOpen: (url) => this.o.onOpen?.(knot, url),
+      onOpen: (url) => {
+        // A first connection asks for no backfill (as stock). Remember where it began, so a
+        // reconnect (after an oversized frame, say) resumes from there, not from a later "now".
+        if (this.o.cursors.get(key) === undefined) this.o.cursors.set(key, wallClockNs());
+        this.o.onOpen?.(knot, url);
+      },
       maxFrameBytes: this.o.maxFrameBytes,
-      // A knot replays from our cursor, so a frame we cannot read would come back forever. Its
-      // `created` is unknown: resume from now (no rewind) and say what may have been missed.
-      onOversized: () => {
+      oversizeAllowanceBytes: this.o.oversizeAllowanceBytes,
+      // A knot replays from our cursor, so a frame we do not move past would come back forever.
+      // Move past exactly it, and never rewind to before it again on this run.
+      onOversized: ({ bytes, text }) => {
+        const frame = text === undefined ? undefined : parseKnotFrame(text);
+        if (frame?.created !== undefined) {
+          floor = frame.created;
+          this.o.cursors.set(key, frame.created);
+          log.error(
+            { bytes, created: frame.created.toString(), nsid: frame.nsid, rkey: frame.rkey.slice(0, 80) },
+            'knot frame over the size limit skipped',
+          );
+          return;
+        }
+        // Its place is unknown (a legacy knot sends no `created`, or the frame was over even the
+        // allowance): resume from now, and say what may have been missed.
         const from = this.o.cursors.get(key);
         const now = wallClockNs();
-        this.o.cursors.set(key, now + rewind);
+        floor = now;
+        this.o.cursors.set(key, now);
         log.error(
-          { from: from?.toString(), to: now.toString() },
-          'knot sent a frame over the size limit; resuming from now, events in between are skipped',
+          {
+            bytes,
+            over: text === undefined ? 'the oversize allowance' : 'the size limit',
+            from: from?.toString(),
+            to: now.toString(),
+          },
+          'knot frame over the size limit skipped without its place; resuming from now, events in between may be skipped',
         );
       },
       url: () => {
         const stored = this.o.cursors.get(key);
-        const cursor = stored !== undefined && stored > rewind ? stored - rewind : undefined;
+        let cursor = stored !== undefined && stored > rewind ? stored - rewind : undefined;
+        // Not back past a frame skipped as oversized: the knot would send it again.
+        if (floor !== undefined && (cursor === undefined || cursor < floor)) cursor = floor;
         return `${this.o.dev ? 'ws' : 'wss'}://${knot}/events${cursor !== undefined ? `?cursor=${cursor}` : ''}`;
       },
       onFrame: async (text) => {

@@ -3,9 +3,15 @@
  * hands each text frame to `onFrame` one at a time (the next frame waits until the handler has
  * finished, so the owner advances its cursor only after handling), and reconnects after any
  * close or error with jittered exponential backoff (1 s doubling to 60 s, reset once a
- * connection has delivered a frame). Frames past `maxFrameBytes` close the connection (1009).
- * A handler that throws leaves its frame unhandled: the connection is dropped and the next one
- * resumes from the owner's cursor, so no frame is skipped.
+ * connection has delivered a frame). A handler that throws leaves its frame unhandled: the
+ * connection is dropped and the next one resumes from the owner's cursor, so no frame is skipped.
+ *
+ * A frame over `maxFrameBytes` costs that frame and nothing else: the connection it arrived on
+ * closes (1009, nothing buffered), and the next one, resumed from the owner's last good cursor,
+ * reads one such frame with a larger allowance (`oversizeAllowanceBytes`) only so the owner can
+ * learn where it is (its `created`) and move past exactly it; then the stream goes back to the
+ * normal limit. A frame over even the allowance cannot be read at all: the owner is told so
+ * without it, and decides.
  */
 import { WebSocket } from 'ws';
 import type { Logger } from '../logger.ts';
@@ -22,11 +28,14 @@ export interface StreamClientOptions {
   connectTimeoutMs?: number;
   /** Called when a connection opens (for tests and metrics). */
   onOpen?: (url: string) => void;
+  /** A frame over `maxFrameBytes` is read once, to be skipped, if it is at most this (default 64 MiB). */
+  oversizeAllowanceBytes?: number;
   /**
-   * Called when a frame exceeded `maxFrameBytes` and the connection was dropped, before the
-   * reconnect: the owner must move its cursor past the frame, or it would be sent again.
+   * A frame over `maxFrameBytes` was skipped: `text` is the frame (read under the allowance, so
+   * the owner can move its cursor past exactly it), or absent when it was over even the
+   * allowance. Runs before the next connection is dialled.
    */
-  onOversized?: () => void;
+  onOversized?: (frame: { bytes: number; text?: string }) => void | Promise<void>;
 }
 
 export class StreamClient {
@@ -38,12 +47,15 @@ export class StreamClient {
   private retryTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private closedWaiters: Array<() => void> = [];
+  /** The next connection reads one oversized frame under the allowance, to skip it. */
+  private allowance = false;
 
   constructor(options: StreamClientOptions) {
     this.o = {
       minBackoffMs: 1000,
       maxBackoffMs: 60_000,
       maxFrameBytes: 4 * 1024 * 1024,
+      oversizeAllowanceBytes: 64 * 1024 * 1024,
       connectTimeoutMs: 10_000,
       // An option given as undefined keeps its default.
       ...(Object.fromEntries(
@@ -79,13 +91,18 @@ export class StreamClient {
   private connect(): void {
     if (this.stopped) return;
     const url = this.o.url();
+    const allowance = this.allowance;
     const ws = new WebSocket(url, {
-      maxPayload: this.o.maxFrameBytes,
+      maxPayload: allowance
+        ? Math.max(this.o.oversizeAllowanceBytes, this.o.maxFrameBytes)
+        : this.o.maxFrameBytes,
       handshakeTimeout: this.o.connectTimeoutMs,
     });
     this.ws = ws;
     let delivered = false;
     let failed = false;
+    /** Reconnect at once (not after a backoff): this connection ended on purpose. */
+    let resumeNow = false;
     ws.on('open', () => {
       this.o.log.info({ url: url }, 'stream connected');
       this.o.onOpen?.(url);
@@ -96,9 +113,28 @@ export class StreamClient {
         delivered = true;
         this.attempt = 0;
       }
+      const bytes = (data as Buffer).length;
       const text = data.toString();
       // One frame at a time: pause reading while the handler runs so frames queue in the socket.
       ws.pause();
+      if (bytes > this.o.maxFrameBytes) {
+        // Only an allowance connection gets here: hand the frame over to be skipped, then go
+        // back to the normal limit.
+        this.chain = this.chain
+          .then(() => (failed ? undefined : this.o.onOversized?.({ bytes, text })))
+          .then(() => {
+            this.allowance = false;
+            resumeNow = true;
+            // The socket is paused (a clean close would wait for a close frame it cannot read).
+            ws.terminate();
+          })
+          .catch((err: unknown) => {
+            failed = true;
+            this.o.log.error({ err }, 'skipping an oversized frame failed; reconnecting to retry it');
+            ws.terminate();
+          });
+        return;
+      }
       this.chain = this.chain
         .then(() => (failed ? undefined : this.o.onFrame(text)))
         .catch((err: unknown) => {
@@ -114,9 +150,24 @@ export class StreamClient {
     });
     ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        this.o.log.error({ url, maxFrameBytes: this.o.maxFrameBytes }, 'frame too large; skipping it');
-        // The frame was not handled: let the owner move past it before the next connection.
-        this.chain = this.chain.then(() => this.o.onOversized?.());
+        if (!allowance) {
+          // Nothing of it was buffered. Read it once more, from the last good cursor, to skip it.
+          this.o.log.warn(
+            { url, maxFrameBytes: this.o.maxFrameBytes },
+            'frame over the size limit; reconnecting to skip exactly it',
+          );
+          this.allowance = true;
+          resumeNow = true;
+          return;
+        }
+        const bytes = this.o.oversizeAllowanceBytes;
+        this.o.log.error({ url, oversizeAllowanceBytes: bytes }, 'frame over even the oversize allowance');
+        this.chain = this.chain
+          .then(() => this.o.onOversized?.({ bytes }))
+          .then(() => {
+            this.allowance = false;
+          });
+        resumeNow = true;
         return;
       }
       this.o.log.warn({ err: err.message, url: url }, 'stream error');
@@ -124,9 +175,10 @@ export class StreamClient {
     ws.on('close', (code) => {
       for (const resolve of this.closedWaiters.splice(0)) resolve();
       if (this.stopped) return;
-      const delay = this.backoff();
+      const delay = resumeNow ? 0 : this.backoff();
       this.o.log.info({ code, url: url, retryInMs: delay }, 'stream closed; reconnecting');
-      this.retryTimer = setTimeout(() => this.connect(), delay);
+      // The chain first: the owner moves its cursor before the next URL is built.
+      this.retryTimer = setTimeout(() => void this.chain.then(() => this.connect()), delay);
       this.retryTimer.unref();
     });
   }
