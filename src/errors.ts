@@ -15,6 +15,11 @@ export class InvalidRequestError extends TreadleError {
   override readonly code = 'InvalidRequest';
 }
 
+/** A request body over its route's bound; it was not read past the bound. */
+export class PayloadTooLargeError extends TreadleError {
+  override readonly code = 'PayloadTooLarge';
+}
+
 export class AuthError extends TreadleError {
   override readonly code = 'AuthRequired';
 }

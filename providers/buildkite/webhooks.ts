@@ -6,6 +6,7 @@
  * and ignored.
  */
 import type { Hono } from 'hono';
+import { readBody } from '../../src/http/body.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { WebhookEvent } from './buildkite-runner.ts';
 import type { BkBuild } from './state.ts';
@@ -33,10 +34,8 @@ export function mountBuildkiteWebhooks(app: Hono, o: WebhookRouteOptions): void 
         },
         503,
       );
-    if (Number(c.req.header('content-length') ?? 0) > MAX_BODY)
-      return c.json({ message: 'body too large' }, 413);
-    const body = Buffer.from(await c.req.arrayBuffer());
-    if (body.length > MAX_BODY) return c.json({ message: 'body too large' }, 413);
+    // Bounded before the sender is verified: an unverified sender must not make us buffer.
+    const body = await readBody(c, MAX_BODY);
     const verdict = verifyWebhook(
       o.mode,
       o.secret,

@@ -5,6 +5,7 @@ import {
   InvalidRequestError,
   MethodNotImplementedError,
   NotFoundError,
+  PayloadTooLargeError,
   TreadleError,
   XrpcError,
 } from '../errors.ts';
@@ -69,6 +70,7 @@ export function createHttpApp(deps: HttpDeps): Hono {
 export function errorResponse(err: unknown): [ContentfulStatusCode, { error: string; message: string }] {
   if (err instanceof XrpcError) return [err.status, { error: err.error, message: err.message }];
   if (err instanceof InvalidRequestError) return [400, { error: 'InvalidRequest', message: err.message }];
+  if (err instanceof PayloadTooLargeError) return [413, { error: 'PayloadTooLarge', message: err.message }];
   if (err instanceof AuthError) return [401, { error: 'AuthRequired', message: err.message }];
   if (err instanceof NotFoundError) return [404, { error: 'NotFound', message: err.message }];
   if (err instanceof MethodNotImplementedError) return [404, { error: err.code, message: err.message }];

@@ -28,18 +28,3 @@ export function mountXrpc(app: Hono, deps: XrpcDeps): void {
  * A procedure's JSON object body, at most `maxBytes`. Anything else is refused with `fail`'s
  * error (400 `InvalidRequest` unless the method's stock form answers otherwise).
  */
-export async function jsonObjectBody(
-  c: Context,
-  maxBytes: number,
-  fail: (message: string) => Error = (m) => new InvalidRequestError(m),
-): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
-  if (text.length > maxBytes) throw fail(`body is larger than ${maxBytes} bytes`);
-  try {
-    const v = JSON.parse(text);
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // below
-  }
-  throw fail('invalid JSON body');
-}

@@ -16,7 +16,7 @@ import type { ServiceAuth } from '../atproto/service-auth.ts';
 import type { PipelineRow, PipelineStore } from '../db/pipeline-store.ts';
 import type { RepoRow, RepoStore } from '../db/repo-store.ts';
 import { XrpcError } from '../errors.ts';
-import { jsonObjectBody } from '../http/xrpc.ts';
+import { jsonObjectBody } from '../http/body.ts';
 import type { Logger } from '../logger.ts';
 import type { Queue } from '../queue/index.ts';
 import { REPO_URI } from '../secrets/secret-api.ts';

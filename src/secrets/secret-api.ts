@@ -12,7 +12,7 @@ import type { ServiceAuth } from '../atproto/service-auth.ts';
 import type { RepoRow, RepoStore } from '../db/repo-store.ts';
 import type { SecretStore } from '../db/secret-store.ts';
 import { XrpcError } from '../errors.ts';
-import { jsonObjectBody } from '../http/xrpc.ts';
+import { jsonObjectBody } from '../http/body.ts';
 import type { Logger } from '../logger.ts';
 
 const KEY = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
