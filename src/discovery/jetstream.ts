@@ -41,6 +41,11 @@ export class JetstreamConsumer {
       log: options.log,
       url: () => this.url(),
       onFrame: (text) => this.onFrame(text),
+      // An event whose handler keeps failing is moved past (logged whole by the stream).
+      onSkip: (text) => {
+        const ev = parseJetstreamEvent(text, this.o.collections);
+        if (ev) this.o.cursors.set(JETSTREAM_CURSOR, ev.timeUs);
+      },
       minBackoffMs: options.minBackoffMs,
       maxBackoffMs: options.maxBackoffMs,
       onOpen: options.onOpen,

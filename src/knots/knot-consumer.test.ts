@@ -24,7 +24,14 @@ afterEach(async () => {
 
 function consumers(
   received: Array<{ knot: string; frame: KnotFrame }>,
-  limits: { maxFrameBytes?: number; oversizeAllowanceBytes?: number; log?: Logger } = {},
+  limits: {
+    maxFrameBytes?: number;
+    oversizeAllowanceBytes?: number;
+    log?: Logger;
+    /** Throws for the frames it names, every time. */
+    poison?: Set<string>;
+    attempts?: Map<string, number>;
+  } = {},
 ): KnotConsumers {
   const t = tempDir();
   cleanup = t.cleanup;
@@ -36,6 +43,8 @@ function consumers(
     maxFrameBytes: limits.maxFrameBytes,
     oversizeAllowanceBytes: limits.oversizeAllowanceBytes,
     onFrame: (knot, frame) => {
+      limits.attempts?.set(frame.rkey, (limits.attempts.get(frame.rkey) ?? 0) + 1);
+      if (limits.poison?.has(frame.rkey)) throw new Error(`cannot handle ${frame.rkey}`);
       received.push({ knot, frame });
     },
     rewindNs: 1_000_000_000n,
@@ -165,5 +174,34 @@ describe('KnotConsumers', () => {
     expect(skipped).toHaveLength(1);
     expect(skipped[0]).toMatchObject({ rkey: 'big', created: big.toString() });
     expect(skipped[0].bytes).toBeGreaterThan(8000);
+  });
+
+  it('skips a frame its handler fails on five times, logging it whole, and never retries it after a reconnect', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push(l) });
+    const attempts = new Map<string, number>();
+    const k = await fakeKnot();
+    await consumers(received, { log, poison: new Set(['poison']), attempts }).reconcile([k.host]);
+    await waitFor(() => k.connected === 1, 'the connection');
+    k.emit('sh.tangled.pipeline', 'first', PIPELINE);
+    k.emit('sh.tangled.pipeline', 'poison', { ...PIPELINE, marker: 'the-poison-frame' });
+    k.emit('sh.tangled.pipeline', 'next', PIPELINE);
+    await waitFor(
+      () => received.some((r) => r.frame.rkey === 'next'),
+      'the frame after the poison one',
+      20_000,
+    );
+    expect(attempts.get('poison')).toBe(5);
+    const skipped = lines.map((l) => JSON.parse(l)).filter((l) => l.msg?.includes('skipping it'));
+    expect(skipped).toHaveLength(1);
+    expect(skipped[0]).toMatchObject({ level: 50, failures: 5 });
+    expect(skipped[0].frame).toContain('the-poison-frame');
+    // A reconnect rewinds past it again: it is passed by, not failed five times more.
+    k.dropConnections();
+    await waitFor(() => k.connected === 0, 'the drop');
+    k.emit('sh.tangled.pipeline', 'last', PIPELINE);
+    await waitFor(() => received.some((r) => r.frame.rkey === 'last'), 'a frame after the reconnect');
+    expect(attempts.get('poison')).toBe(5);
   });
 });

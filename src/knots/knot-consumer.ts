@@ -123,6 +123,11 @@ export class KnotConsumers {
         if (floor !== undefined && (cursor === undefined || cursor < floor)) cursor = floor;
         return `${this.o.dev ? 'ws' : 'wss'}://${knot}/events${cursor !== undefined ? `?cursor=${cursor}` : ''}`;
       },
+      // A frame its handler keeps failing on is moved past (logged whole by the stream).
+      onSkip: (text) => {
+        const frame = parseKnotFrame(text);
+        this.o.cursors.set(key, frame?.created ?? wallClockNs());
+      },
       onFrame: async (text) => {
         const frame = parseKnotFrame(text);
         if (!frame) {

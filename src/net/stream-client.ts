@@ -4,7 +4,10 @@
  * finished, so the owner advances its cursor only after handling), and reconnects after any
  * close or error with jittered exponential backoff (1 s doubling to 60 s, reset once a
  * connection has delivered a frame). A handler that throws leaves its frame unhandled: the
- * connection is dropped and the next one resumes from the owner's cursor, so no frame is skipped.
+ * connection is dropped and the next one resumes from the owner's cursor, so a passing failure
+ * skips nothing. A frame whose handler fails `maxHandlerFailures` times in a row is logged whole
+ * at `error`, counted, and handed to `onSkip` so the owner moves its cursor past it: one poison
+ * frame must not stop the stream for good.
  *
  * A frame over `maxFrameBytes` costs that frame and nothing else: the connection it arrived on
  * closes (1009, nothing buffered), and the next one, resumed from the owner's last good cursor,
@@ -13,6 +16,7 @@
  * normal limit. A frame over even the allowance cannot be read at all: the owner is told so
  * without it, and decides.
  */
+import { createHash } from 'node:crypto';
 import { WebSocket } from 'ws';
 import type { Logger } from '../logger.ts';
 
@@ -28,6 +32,10 @@ export interface StreamClientOptions {
   connectTimeoutMs?: number;
   /** Called when a connection opens (for tests and metrics). */
   onOpen?: (url: string) => void;
+  /** Consecutive handler failures of one frame after which it is skipped (default 5). */
+  maxHandlerFailures?: number;
+  /** A frame was given up after `maxHandlerFailures` failures: move the cursor past it. */
+  onSkip?: (text: string) => void | Promise<void>;
   /** A frame over `maxFrameBytes` is read once, to be skipped, if it is at most this (default 64 MiB). */
   oversizeAllowanceBytes?: number;
   /**
@@ -38,9 +46,15 @@ export interface StreamClientOptions {
   onOversized?: (frame: { bytes: number; text?: string }) => void | Promise<void>;
 }
 
+const GIVEN_UP_REMEMBERED = 1000;
+
+function digestOf(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
 export class StreamClient {
-  private readonly o: Required<Omit<StreamClientOptions, 'onOpen' | 'onOversized'>> &
-    Pick<StreamClientOptions, 'onOpen' | 'onOversized'>;
+  private readonly o: Required<Omit<StreamClientOptions, 'onOpen' | 'onOversized' | 'onSkip'>> &
+    Pick<StreamClientOptions, 'onOpen' | 'onOversized' | 'onSkip'>;
   private ws: WebSocket | undefined;
   private stopped = false;
   private attempt = 0;
@@ -49,12 +63,19 @@ export class StreamClient {
   private closedWaiters: Array<() => void> = [];
   /** The next connection reads one oversized frame under the allowance, to skip it. */
   private allowance = false;
+  /** The frame whose handler failed last, and how many times in a row. */
+  private failing: { digest: string; count: number } | undefined;
+  /** Frames given up after repeated handler failures, since start. */
+  skippedFrames = 0;
+  /** Digests of frames given up, so a replay does not fail them all over again. */
+  private readonly givenUp = new Set<string>();
 
   constructor(options: StreamClientOptions) {
     this.o = {
       minBackoffMs: 1000,
       maxBackoffMs: 60_000,
       maxFrameBytes: 4 * 1024 * 1024,
+      maxHandlerFailures: 5,
       oversizeAllowanceBytes: 64 * 1024 * 1024,
       connectTimeoutMs: 10_000,
       // An option given as undefined keeps its default.
@@ -136,12 +157,39 @@ export class StreamClient {
         return;
       }
       this.chain = this.chain
-        .then(() => (failed ? undefined : this.o.onFrame(text)))
-        .catch((err: unknown) => {
+        .then(async () => {
+          if (failed) return;
+          // A frame given up earlier comes back after a reconnect's rewind: pass it by.
+          if (this.givenUp.size > 0 && this.givenUp.has(digestOf(text))) return;
+          await this.o.onFrame(text);
+          if (this.failing && this.failing.digest === digestOf(text)) this.failing = undefined;
+        })
+        .catch(async (err: unknown) => {
+          const digest = digestOf(text);
+          const count = this.failing?.digest === digest ? this.failing.count + 1 : 1;
+          this.failing = { digest, count };
+          if (count >= this.o.maxHandlerFailures) {
+            this.o.log.error(
+              { err, failures: count, bytes: text.length, frame: text },
+              'stream frame failed every time it was handled; skipping it',
+            );
+            this.skippedFrames++;
+            this.failing = undefined;
+            this.givenUp.add(digest);
+            if (this.givenUp.size > GIVEN_UP_REMEMBERED)
+              this.givenUp.delete(this.givenUp.values().next().value!);
+            await this.o.onSkip?.(text);
+            return;
+          }
           // The frame was not handled, so the cursor did not move: reconnect and read it again
           // rather than handling later frames past it.
           failed = true;
-          this.o.log.error({ err }, 'stream frame handler failed; reconnecting to retry it');
+          this.o.log.error({ err, failures: count }, 'stream frame handler failed; reconnecting to retry it');
+          ws.terminate();
+        })
+        .catch((err: unknown) => {
+          failed = true;
+          this.o.log.error({ err }, 'moving past a failing frame failed; reconnecting');
           ws.terminate();
         })
         .finally(() => {
