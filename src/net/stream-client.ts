@@ -32,6 +32,12 @@ export interface StreamClientOptions {
   connectTimeoutMs?: number;
   /** Called when a connection opens (for tests and metrics). */
   onOpen?: (url: string) => void;
+  /**
+   * A connection silent this long is pinged; one that then stays silent (no frame, no pong)
+   * for as long again is half-open and is dropped and redialled (default 30 s, so a dead peer
+   * is noticed within a minute).
+   */
+  idleTimeoutMs?: number;
   /** Consecutive handler failures of one frame after which it is skipped (default 5). */
   maxHandlerFailures?: number;
   /** A frame was given up after `maxHandlerFailures` failures: move the cursor past it. */
@@ -76,6 +82,7 @@ export class StreamClient {
       maxBackoffMs: 60_000,
       maxFrameBytes: 4 * 1024 * 1024,
       maxHandlerFailures: 5,
+      idleTimeoutMs: 30_000,
       oversizeAllowanceBytes: 64 * 1024 * 1024,
       connectTimeoutMs: 10_000,
       // An option given as undefined keeps its default.
@@ -124,11 +131,40 @@ export class StreamClient {
     let failed = false;
     /** Reconnect at once (not after a backoff): this connection ended on purpose. */
     let resumeNow = false;
+    // Liveness: any frame, ping or pong counts; silence gets a ping, and silence after it a redial.
+    let lastHeard = Date.now();
+    let pingedAt: number | undefined;
+    const heard = () => {
+      lastHeard = Date.now();
+      pingedAt = undefined;
+    };
+    const idle = this.o.idleTimeoutMs;
+    const watchdog = setInterval(
+      () => {
+        if (ws.readyState !== WebSocket.OPEN) return;
+        // While a handler runs the socket is paused and cannot read a pong: not silence.
+        if (ws.isPaused) return heard();
+        const now = Date.now();
+        if (pingedAt !== undefined && now - pingedAt >= idle) {
+          this.o.log.warn({ url, silentMs: now - lastHeard }, 'stream silent after a ping; reconnecting');
+          ws.terminate();
+        } else if (pingedAt === undefined && now - lastHeard >= idle) {
+          pingedAt = now;
+          ws.ping();
+        }
+      },
+      Math.max(10, Math.floor(idle / 4)),
+    );
+    watchdog.unref();
+    ws.on('pong', heard);
+    ws.on('ping', heard);
     ws.on('open', () => {
+      heard();
       this.o.log.info({ url: url }, 'stream connected');
       this.o.onOpen?.(url);
     });
     ws.on('message', (data, isBinary) => {
+      heard();
       if (isBinary) return;
       if (!delivered) {
         delivered = true;
@@ -221,6 +257,7 @@ export class StreamClient {
       this.o.log.warn({ err: err.message, url: url }, 'stream error');
     });
     ws.on('close', (code) => {
+      clearInterval(watchdog);
       for (const resolve of this.closedWaiters.splice(0)) resolve();
       if (this.stopped) return;
       const delay = resumeNow ? 0 : this.backoff();
