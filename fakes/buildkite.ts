@@ -200,6 +200,8 @@ export class FakeBuildkite {
   legacyRateLimitHeaders = false;
   /** Refuse HEAD and Range on logs (400), as older deployments might. */
   noLogRanges = false;
+  /** Ignore `meta_data[…]` filters on build lists (a proxy or API version that drops them). */
+  ignoreMetaDataFilter = false;
   orgLimit: number;
   userLimit: number;
   private hooks: Webhook[] = [];
@@ -887,7 +889,7 @@ export class FakeBuildkite {
     const commits = all('commit');
     const meta = [...q.entries()]
       .map(([k, v]) => [/^meta_data\[(.+)\]$/.exec(k)?.[1], v] as const)
-      .filter((e): e is readonly [string, string] => e[0] !== undefined);
+      .filter((e): e is readonly [string, string] => e[0] !== undefined && !this.ignoreMetaDataFilter);
     const time = (name: string) => (q.get(name) ? Date.parse(q.get(name)!) : undefined);
     const [createdFrom, createdTo, finishedFrom] = [
       time('created_from'),

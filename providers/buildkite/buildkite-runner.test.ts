@@ -76,6 +76,29 @@ describe('BuildkiteRunner', () => {
   });
 });
 
+describe('BuildkiteRunner adopting a build after an ambiguous create', () => {
+  it('adopts only the build whose request id matches, even when the lookup comes back unfiltered', async () => {
+    const { bk, runner } = await setup();
+    bk.script('app', { startAfterMs: 20, runMs: 50, jobs: [{ name: 'j', command: 'true', lines: 1 }] });
+    bk.ignoreMetaDataFilter = true;
+    // Someone else's build is in the pipeline, newest first in every list.
+    const other = await runner.trigger({ ...request, id: 'knot.test/3kother/ci.yml' });
+    // The create fails before Buildkite commits it: the lookup finds only the other build.
+    bk.fault(/^POST \/v2\/organizations\/acme\/pipelines\/app\/builds$/, 502, 1);
+    const mine = await runner.trigger(request);
+    expect(mine).not.toBe(other);
+    expect(bk.buildsPerRequest().get(request.id)).toBe(1);
+    expect(bk.buildsPerRequest().get('knot.test/3kother/ci.yml')).toBe(1);
+    // A create that was committed and answered 5xx is found by its id among others and adopted.
+    bk.failAfterCommit(1);
+    const third = { ...request, id: 'knot.test/3kthird/ci.yml' };
+    const adopted = await runner.trigger(third);
+    expect(adopted).not.toBe(other);
+    expect(adopted).not.toBe(mine);
+    expect(bk.buildsPerRequest().get(third.id)).toBe(1);
+  });
+});
+
 describe('treadle doctor and Buildkite', () => {
   it('reports a working token and organisation, and a wrong token without printing it', async () => {
     const bk = await FakeBuildkite.start();

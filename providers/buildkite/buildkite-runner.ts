@@ -346,7 +346,8 @@ export class BuildkiteRunner implements BuildRunner {
         ['exclude_pipeline', 'true'],
       ],
     });
-    return builds.find((b) => b.meta_data?.[REQUEST_ID_KEY] === requestId) ?? builds[0];
+    // Only an exact match: an answer the filter did not narrow may hold anyone's builds.
+    return builds.find((b) => b.meta_data?.[REQUEST_ID_KEY] === requestId);
   }
 
   private adopt(requestId: string, build: BkBuild, why: string): string {
