@@ -16,7 +16,10 @@ export interface StatusRow {
   workflow: string;
   status: string;
   error: string | null;
+  /** As the appview stores it: a missing exitCode becomes 0. */
   exitCode: number;
+  /** The record's exitCode as sent, or undefined when it had none. */
+  wireExitCode: unknown;
   /** Unix seconds. */
   created: number;
 }
@@ -128,6 +131,7 @@ export class AppviewEvents {
       status: String(e.status),
       error: typeof e.error === 'string' ? e.error : null,
       exitCode: typeof e.exitCode === 'number' ? e.exitCode : 0,
+      wireExitCode: e.exitCode,
       created: Math.floor(Math.min(Date.now(), createdAt) / 1000),
     });
   }
@@ -147,6 +151,8 @@ export interface LogsResult {
   refused?: number;
   /** Each frame decoded as a LogLine (frames that fail to decode are skipped, as the appview does). */
   lines: Array<Record<string, unknown>>;
+  /** Text frames that did not decode as a LogLine (the appview drops them silently). */
+  dropped: number;
   closeCode?: number;
   /** What a browser would show. */
   steps: RenderedStep[];
@@ -159,7 +165,7 @@ export function readLogs(
   options: { timeoutMs?: number; onLine?: (line: Record<string, unknown>) => void } = {},
 ): Promise<LogsResult> {
   const url = `${base.replace(/^http/, 'ws')}/logs/${encodeURIComponent(path.knot)}/${encodeURIComponent(path.rkey)}/${encodeURIComponent(path.workflow)}`;
-  const result: LogsResult = { lines: [], steps: [] };
+  const result: LogsResult = { lines: [], dropped: 0, steps: [] };
   return new Promise((resolve) => {
     const ws = new WebSocket(url);
     const timer = setTimeout(() => ws.terminate(), options.timeoutMs ?? 15_000);
@@ -175,9 +181,13 @@ export function readLogs(
       try {
         line = JSON.parse(data.toString());
       } catch {
+        result.dropped++;
         return;
       }
-      if (!validLine(line)) return;
+      if (!validLine(line)) {
+        result.dropped++;
+        return;
+      }
       result.lines.push(line);
       render(result.steps, line);
       options.onLine?.(line);

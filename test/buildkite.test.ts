@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 /**
  * The Buildkite runner against the fake Buildkite (buildkite spec §10) and the real daemon:
  * builds per workflow run, webhooks (signed) and reconciliation, state and exit codes,
@@ -11,7 +12,7 @@ import { AppviewEvents, readLogs, type StatusRow } from '../fakes/appview.ts';
 import { FakeBuildkite } from '../fakes/buildkite.ts';
 import { signWebhook } from '../providers/buildkite/webhook-auth.ts';
 import { OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
-import { sleep, waitFor } from './support/wait.ts';
+import { waitFor } from './support/wait.ts';
 import { Callers } from './support/xrpc-auth.ts';
 
 const SECRET = 'whsec-test-2f9c1e';
@@ -56,6 +57,37 @@ async function finished(
     `pipeline ${pipeline} to finish`,
     timeoutMs,
   ) as Promise<Record<string, StatusRow>>;
+}
+
+/** The daemon's database, read beside it (WAL: a reader never blocks the daemon). */
+function query<T>(sql: string, ...params: unknown[]): T | undefined {
+  const db = new Database(s.db, { readonly: true });
+  try {
+    return db.prepare(sql).get(...params) as T | undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/** Buildkite webhook messages stored (or, with 'pending', not yet handled by the runner). */
+function webhookMessages(which: 'stored' | 'pending' = 'stored'): number {
+  return which === 'stored'
+    ? query<{ n: number }>(`SELECT count(*) AS n FROM queue_messages WHERE topic = 'buildkite.webhook'`)!.n
+    : query<{ n: number }>(`SELECT count(*) AS n FROM queue_delivery WHERE topic = 'buildkite.webhook'`)!.n;
+}
+
+function storedBuild(requestId: string): { blocked: number } | undefined {
+  return query('SELECT blocked FROM buildkite_builds WHERE request_id = ?', requestId);
+}
+
+function dispatchHeld(requestId: string): boolean {
+  const row = query<{ held: number }>(
+    `SELECT (postponed = 1 AND in_flight = 0 AND invisible_until > ?) AS held FROM queue_delivery
+     WHERE topic = 'workflow.dispatch' AND partition_key = ?`,
+    Date.now(),
+    requestId,
+  );
+  return row?.held === 1;
 }
 
 beforeAll(async () => {
@@ -108,11 +140,11 @@ describe('the Buildkite runner', () => {
     });
     // Logs are fetched once after the end, and stored: a viewer afterwards costs nothing.
     await waitFor(() => bk.requests.slice(before).some((r) => r.endsWith('/log')), 'the final log fetch');
-    await sleep(300);
-    const calls = bk.requests.length - before;
-    expect(calls).toBeLessThanOrEqual(3);
+    // /logs closes once the status is final and collection has ended: no call can follow.
     const logs = await readLogs(s.daemon.base, { knot: s.knot.host, rkey: pipeline, workflow: 'ci.yml' });
     expect(logs.closeCode).toBe(1000);
+    const calls = bk.requests.length - before;
+    expect(calls).toBeLessThanOrEqual(3);
     expect(logs.steps.map((st) => [st.title, st.command])).toEqual([['unit', 'npm test']]);
     expect(logs.steps[0]!.body).toContain('line 20 of unit');
     expect(logs.steps[0]!.body[0]).toBe('~~~ Running script');
@@ -155,6 +187,10 @@ describe('the Buildkite runner', () => {
   }, 30_000);
 
   it('rejects webhooks with a wrong token, a bad signature or a stale timestamp, changing nothing', async () => {
+    // A running build, so a forged "failed" would have something to change.
+    bk.script('steady', { startAfterMs: 50, runMs: 3000, jobs: [{ name: 'j', command: 'make', lines: 1 }] });
+    const pipeline = run([workflow('steady.yml', 'steady')]);
+    await waitFor(() => app.latest(pipeline)['steady.yml']?.status === 'running', 'the running build');
     const build = bk.builds.at(-1)!;
     const body = JSON.stringify({
       event: 'build.finished',
@@ -163,6 +199,7 @@ describe('the Buildkite runner', () => {
         number: build.number,
         state: 'failed',
         blocked: false,
+        finished_at: new Date().toISOString(),
         meta_data: build.body.meta_data,
       },
     });
@@ -172,16 +209,20 @@ describe('the Buildkite runner', () => {
         headers: { 'content-type': 'application/json', 'x-buildkite-event': 'build.finished', ...headers },
         body,
       });
+    const queued = () => webhookMessages();
+    const before = queued();
     const now = Math.floor(Date.now() / 1000);
     expect((await post({ 'x-buildkite-token': SECRET })).status).toBe(401);
     expect((await post({ 'x-buildkite-signature': signWebhook('wrong', body, now) })).status).toBe(401);
     expect((await post({ 'x-buildkite-signature': signWebhook(SECRET, body, now - 360) })).status).toBe(401);
     expect((await post({ 'x-buildkite-signature': 'timestamp=1,signature=yo' })).status).toBe(401);
-    await sleep(300);
-    const statuses = [...app.statuses.values()].filter((r) => r.workflow === 'once.yml');
-    expect(statuses.at(-1)!.status).toBe('success');
+    // Nothing was stored for the runner to act on, so nothing can change later either.
+    expect(queued()).toBe(before);
     expect(s.daemon.logs()).toContain('"msg":"Buildkite webhook rejected"');
-  });
+    // And the build ends as Buildkite says, not as the forgeries did.
+    expect((await finished(pipeline, 1))['steady.yml']).toMatchObject({ status: 'success' });
+    expect(app.history(pipeline, 'steady.yml')).toEqual(['pending', 'running', 'success']);
+  }, 30_000);
 
   it('streams a running job’s log to a /logs watcher, then closes 1000', async () => {
     bk.script('long', {
@@ -254,7 +295,14 @@ describe('the Buildkite runner', () => {
     await waitFor(() => bk.builds.at(-1)?.pipeline === 'gate', 'the build');
     const build = bk.builds.at(-1)!;
     await waitFor(() => bk.view(build).blocked === true, 'the block step');
-    await sleep(1500);
+    // treadle has taken in the blocked, finished build and polled it since: its dispatch is
+    // held again after the webhook woke it.
+    const requestId = (build.body.meta_data as Record<string, string>)['treadle:request_id']!;
+    await waitFor(
+      () => storedBuild(requestId)?.blocked === 1 && webhookMessages('pending') === 0,
+      'the blocked build stored',
+    );
+    await waitFor(() => dispatchHeld(requestId), 'the dispatch held after the block');
     expect(app.latest(pipeline)['gate.yml']?.status).toBe('running');
     expect(bk.unblock(build)).toBe(true);
     const latest = await finished(pipeline, 1);
@@ -288,7 +336,6 @@ describe('the Buildkite runner', () => {
     expect(body).toContain('using ***');
     expect(body).toContain('as base64 ***');
     expect(JSON.stringify(logs.lines)).not.toContain(VALUE);
-    await sleep(200);
     expect(readFileSync(s.db).includes(VALUE)).toBe(false);
     expect(readFileSync(`${s.db}-wal`).includes(VALUE)).toBe(false);
     expect(s.daemon.logs()).not.toContain(VALUE);
@@ -368,7 +415,13 @@ describe('the Buildkite runner', () => {
         },
       });
     }
-    await sleep(300);
+    // Nothing was recorded for the dispatcher to carry out, so no cancel can follow later.
+    expect(
+      query<{ by: string | null }>(
+        `SELECT cancel_requested_by AS by FROM workflows WHERE rkey = ? AND name = 'done.yml'`,
+        pipeline,
+      ),
+    ).toEqual({ by: null });
     expect(cancels().slice(before)).toHaveLength(2);
     expect(app.latest(pipeline)['done.yml']?.status).toBe('success');
   }, 40_000);

@@ -65,8 +65,11 @@ describe('treadle queue', () => {
     const usage = await runTreadle(['queue', 'dlq', 'frob', 'x']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/usage:/);
-    const badTopic = await runTreadle(['queue', 'dlq', 'list', 'no spaces', '--db', '/nonexistent/x.db']);
-    expect(badTopic.code).not.toBe(0);
+    // A real database, so the topic name is what is refused.
+    t = openTestQueue();
+    const badTopic = await runTreadle(['queue', 'dlq', 'list', 'no spaces', '--db', t.path]);
+    expect(badTopic.code).toBe(2);
+    expect(badTopic.stderr).toMatch(/topic "no spaces" is invalid/);
   });
 });
 

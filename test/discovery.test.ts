@@ -15,7 +15,7 @@ import {
   type Stack,
   startStack,
 } from './support/stack.ts';
-import { sleep, waitFor } from './support/wait.ts';
+import { waitFor } from './support/wait.ts';
 
 const ALICE = 'did:plc:alice';
 const MALLORY = 'did:plc:mallory';
@@ -57,7 +57,11 @@ describe('the Jetstream subscription (§17.3)', () => {
     await waitFor(() => k.connected > 0, 'the knot connection');
     s.jetstream.sendRaw('not json');
     s.jetstream.sendRaw('{"did":"did:plc:x","time_us":"soon","kind":"commit"}');
-    await s.daemon.stop();
+    // The junk is skipped and the next valid event is still applied.
+    const k2 = await newKnot();
+    const t2 = s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('second', k2.host));
+    await waitFor(() => k2.connected > 0, 'the knot of a repo announced after the junk');
+    expect(await s.daemon.stop()).toBe(0);
     await s.restart();
     await waitFor(
       () => s!.jetstream.connections.length >= 2,
@@ -65,7 +69,7 @@ describe('the Jetstream subscription (§17.3)', () => {
     );
     const resumed = Number(new URL(s.jetstream.connections[1]!, 'http://x').searchParams.get('cursor'));
     // Resumed from the last handled event, rewound a few seconds: not from "now".
-    expect(resumed).toBeLessThanOrEqual(t);
+    expect(resumed).toBeLessThanOrEqual(t2);
     expect(resumed).toBeGreaterThan(t - 60_000_000);
   }, 30_000);
 });
@@ -92,7 +96,10 @@ describe('members and repos (§17.4, §17.6, §16.6)', () => {
     // The owner's own repos that do not name this spindle: nothing either.
     s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('c', k3.host, null));
     s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('d', k3.host, '[[none]]'));
-    await sleep(1500);
+    // A sentinel the owner serves, sent after them: once its knot is followed, they were handled.
+    const sentinel = await newKnot();
+    s.jetstream.commit(OWNER, 'sh.tangled.repo', rkey(), 'create', repoRecord('sentinel', sentinel.host));
+    await waitFor(() => sentinel.connected > 0, 'the sentinel repo’s knot');
     expect([k1.connections.length, k2.connections.length, k3.connections.length]).toEqual([0, 0, 0]);
 
     const membership = rkey();

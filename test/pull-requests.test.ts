@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppviewEvents } from '../fakes/appview.ts';
 import type { BlobJson } from '../fakes/pds.ts';
 import { OWNER, onboard, rkey, type Stack, startStack, stubWorkflow } from './support/stack.ts';
-import { sleep, waitFor } from './support/wait.ts';
+import { waitFor } from './support/wait.ts';
 
 const REPO = 'did:plc:pullrepo';
 const ALICE = 'did:plc:alice';
@@ -164,7 +164,16 @@ describe('pull request pipelines (2026 spec §3.2)', () => {
       () => s.jetstream.connected > 0 && s.jetstream.connections.length > connections,
       'the jetstream reconnection',
     );
-    await sleep(500);
+    // A new pull after the reconnect, as a sentinel: once it has run, the replays were handled.
+    const sentinelSha = branch('sentinel', 1)[0]!;
+    s.jetstream.commit(
+      ALICE,
+      PULL,
+      rkey(),
+      'create',
+      pull([patchBlob(ALICE, sentinelSha)], { source: { branch: 'sentinel' } }),
+    );
+    await finished(sentinelSha, 'opened');
     expect(pipelinesAt(shas[1]!)).toHaveLength(1);
     expect(pipelinesAt(next)).toHaveLength(1);
 
@@ -279,8 +288,8 @@ describe('pull request pipelines (2026 spec §3.2)', () => {
       'the patch blob inflates to more than 33554432 bytes',
       'whoever changed its status is neither its author nor has push rights',
     ];
+    // Each refusal is the handler's last word on its record: once all are logged, none can run.
     await waitFor(() => reasons.every((r) => s.daemon.logs().includes(r)), 'every refusal logged', 20_000);
-    await sleep(300);
     expect(pipelinesAt(tip!)).toEqual([]);
     expect(pullPipelines()).toHaveLength(before + 1);
     expect(s.daemon.logs()).not.toContain('did:plc:elsewhere');

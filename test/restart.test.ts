@@ -51,6 +51,20 @@ describe('a daemon killed mid-run', () => {
     // The knot is followed again, from its stored cursor (rewound), and the replay runs nothing twice.
     await waitFor(() => s!.knot.connected > 0, 'the knot reconnect');
     expect(s.knot.connections.at(-1)).toMatch(/^\/events\?cursor=\d+$/);
+    const cursor = BigInt(s.knot.connections.at(-1)!.split('=')[1]!);
+    // The rewound cursor does replay the killed pipeline's frame…
+    expect(s.knot.rows.filter((r) => r.rkey === pipeline && r.created > cursor)).toHaveLength(1);
+    const frozen = app.frames.length;
+    // …and a pipeline sent after them runs, while they add nothing: no status, no new rkey.
+    const sentinel = rkey();
+    s.knot.emit('sh.tangled.pipeline', sentinel, pipelineRecord(s.knot.host, [{ name: 'quick.yml' }]));
+    await waitFor(() => app.latest(sentinel)['quick.yml']?.status === 'success', 'the sentinel pipeline');
+    const added = app.frames.slice(frozen).map((f) => JSON.parse(f));
+    expect(
+      added.filter((f) => f.rkey === sentinel || String(f.event?.pipeline).endsWith(`/${sentinel}`)),
+    ).toHaveLength(added.length);
+    expect(app.history(done, 'quick.yml')).toEqual(['pending', 'running', 'success']);
+    expect(app.history(pipeline, 'long.yml')).toEqual(['pending', 'running', 'failed']);
     await app.close();
     await late.close();
   }, 60_000);

@@ -77,19 +77,31 @@ export class RequestBudget {
     return true;
   }
 
+  /** Callers waiting for their turn right now (metrics, and tests that must not sleep). */
+  waiting = 0;
+
   async take(): Promise<void> {
-    for (;;) {
-      const now = Date.now();
-      while (this.starts.length > 0 && this.starts[0]! <= now - this.windowMs) this.starts.shift();
-      const wait = Math.max(
-        this.pausedUntil - now,
-        this.starts.length >= this.limit ? this.starts[0]! + this.windowMs - now : 0,
-      );
-      if (wait <= 0) {
-        this.starts.push(now);
-        return;
+    let waited = false;
+    try {
+      for (;;) {
+        const now = Date.now();
+        while (this.starts.length > 0 && this.starts[0]! <= now - this.windowMs) this.starts.shift();
+        const wait = Math.max(
+          this.pausedUntil - now,
+          this.starts.length >= this.limit ? this.starts[0]! + this.windowMs - now : 0,
+        );
+        if (wait <= 0) {
+          this.starts.push(now);
+          return;
+        }
+        if (!waited) {
+          waited = true;
+          this.waiting++;
+        }
+        await sleep(Math.min(wait, 1000, this.windowMs));
       }
-      await sleep(Math.min(wait, 1000, this.windowMs));
+    } finally {
+      if (waited) this.waiting--;
     }
   }
 

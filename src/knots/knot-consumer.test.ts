@@ -3,7 +3,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeKnot } from '../../fakes/knot.ts';
 import { tempDir } from '../../test/support/temp.ts';
-import { sleep, waitFor } from '../../test/support/wait.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { CursorStore } from '../db/cursor-store.ts';
 import { type Db, openDatabase } from '../db/database.ts';
 import { createLogger, type Logger } from '../logger.ts';
@@ -71,9 +71,9 @@ describe('KnotConsumers', () => {
     expect(k.connections).toEqual(['/events']);
     k.emit('sh.tangled.pipeline', 'p1', PIPELINE);
     k.emit('sh.tangled.knot.memberUpdate', 'm1', {});
-    k.emit('sh.tangled.git.refUpdate', 'r1', { ref: 'refs/heads/main' });
-    await waitFor(() => received.length === 2, 'two frames');
-    await sleep(50);
+    const r1 = k.emit('sh.tangled.git.refUpdate', 'r1', { ref: 'refs/heads/main' });
+    // The cursor moves past every frame, wanted or not: once it is at r1, m1 was passed over.
+    await waitFor(() => new CursorStore(db).get(`knot:${k.host}`) === r1, 'the cursor at r1');
     expect(received.map((r) => [r.knot, r.frame.nsid, r.frame.rkey])).toEqual([
       [k.host, 'sh.tangled.pipeline', 'p1'],
       [k.host, 'sh.tangled.git.refUpdate', 'r1'],
@@ -124,8 +124,11 @@ describe('KnotConsumers', () => {
     const before = BigInt(Date.now() - 10) * 1_000_000n; // our ns clock may trail Date.now() by a few ms
     k.emit('sh.tangled.pipeline', 'p1', PIPELINE);
     await waitFor(() => received.length === 1, 'p1');
-    await sleep(20);
-    const stored = new CursorStore(db).get(`knot:${k.host}`)!;
+    // Stored after the handler: wait for it to move past where the connection began.
+    const stored = (await waitFor(() => {
+      const c = new CursorStore(db).get(`knot:${k.host}`);
+      return c !== undefined && c >= before ? c : undefined;
+    }, 'the cursor stored'))!;
     expect(received[0]!.frame.created).toBeUndefined();
     expect(stored >= before).toBe(true);
   });

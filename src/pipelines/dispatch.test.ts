@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BuildRunner, BuildStatus } from '../../providers/runner.ts';
 import { recordPushPipeline } from '../../test/support/pipelines.ts';
 import { tempDir } from '../../test/support/temp.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { type Db, openDatabase } from '../db/database.ts';
 import { EventStore } from '../db/event-store.ts';
 import { PipelineStore } from '../db/pipeline-store.ts';
@@ -106,7 +107,7 @@ describe('Dispatcher cancel', () => {
   it('cancels the build a trigger in flight returns once it returns, without waiting for the next poll', async () => {
     const t = setup();
     const handling = t.handle();
-    await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => t.runner.calls.length === 1, 'the trigger in flight');
     expect(t.runner.calls).toEqual(['trigger']);
     expect(t.store.requestCancel(key, 'cli')).toBe(true);
     expect(t.store.requestCancel(key, 'cli')).toBe(false); // the first request stands
