@@ -16,7 +16,7 @@ import {
   stubWorkflow,
   type WorkflowSpec,
 } from './support/stack.ts';
-import { sleep, waitFor } from './support/wait.ts';
+import { waitFor } from './support/wait.ts';
 
 const TID = /^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$/;
 const PLAIN = 'engine: docker\nsteps:\n  - name: build\n    command: make\n';

@@ -2,8 +2,8 @@
  * The XRPC surface under /xrpc/. Bodies of errors are `{"error","message"}` JSON, as the
  * appview expects. `sh.tangled.owner` is here; the ci API mounts itself through `methods`.
  */
-import type { Context, Hono } from 'hono';
-import { InvalidRequestError, MethodNotImplementedError } from '../errors.ts';
+import type { Hono } from 'hono';
+import { MethodNotImplementedError } from '../errors.ts';
 
 export interface XrpcDeps {
   owner: string;
