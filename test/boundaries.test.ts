@@ -5,6 +5,7 @@
  * valid request.
  */
 import { request } from 'node:http';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeBuildkite } from '../fakes/buildkite.ts';
 import { OWNER, type Stack, startStack } from './support/stack.ts';
@@ -144,5 +145,129 @@ describe('request bodies are bounded before they are read', () => {
     const r = await endless('/xrpc/sh.tangled.repo.addSecret', { 'content-type': 'application/json' });
     expect(r.status).toBe(403);
     expect(r.written).toBeLessThan(8 * 1024 * 1024);
+  });
+});
+
+async function webhook(
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(`${s.daemon.base}/webhooks/buildkite`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-buildkite-token': TOKEN, ...headers },
+    body,
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
+
+function storedWebhooks(): number {
+  const db = new Database(s.db, { readonly: true });
+  try {
+    return (
+      db.prepare(`SELECT count(*) AS n FROM queue_messages WHERE topic = 'buildkite.webhook'`).get() as {
+        n: number;
+      }
+    ).n;
+  } finally {
+    db.close();
+  }
+}
+
+describe('Buildkite webhooks with a valid credential and bad content', () => {
+  it('refuses non-JSON, non-object and malformed build events with the reason, ignores other events, stores none of them', async () => {
+    const before = storedWebhooks();
+    expect(await webhook('{"event": "build.finished", ')).toMatchObject({
+      status: 400,
+      json: { message: 'body is not JSON' },
+    });
+    expect(await webhook('null')).toMatchObject({
+      status: 400,
+      json: { message: 'body is not a JSON object' },
+    });
+    expect(await webhook('[1,2]')).toMatchObject({ status: 400 });
+    const malformed: Array<[Record<string, unknown>, string]> = [
+      [{ event: 'build.finished' }, 'no build object'],
+      [{ event: 'build.finished', build: { number: 1, state: 'passed' } }, 'no build.id'],
+      [{ event: 'build.running', build: { id: 'b1', number: 1 } }, 'no build.state'],
+      [{ event: 'build.running', build: { id: 'b1', state: 'running' } }, 'no build.number'],
+    ];
+    for (const [body, reason] of malformed) {
+      const r = await webhook(JSON.stringify(body), { 'x-buildkite-event': body.event as string });
+      expect(r, reason).toMatchObject({ status: 400, json: { message: expect.stringContaining(reason) } });
+    }
+    for (const event of ['ping', 'job.finished', 'agent.connected'])
+      expect(
+        await webhook(JSON.stringify({ event, build: { id: 'b' } }), { 'x-buildkite-event': event }),
+      ).toMatchObject({
+        status: 200,
+        json: { ignored: event },
+      });
+    expect(storedWebhooks()).toBe(before);
+    // A well-formed build event right after is taken.
+    const ok = await webhook(
+      JSON.stringify({
+        event: 'build.running',
+        build: { id: 'b-ok', number: 7, state: 'running', meta_data: {} },
+      }),
+      { 'x-buildkite-event': 'build.running' },
+    );
+    expect(ok).toMatchObject({ status: 200 });
+    expect(storedWebhooks()).toBe(before + 1);
+    expect(s.daemon.logs()).toContain('"msg":"Buildkite webhook refused: malformed build"');
+  });
+
+  it('answers 503, naming the setting, where Buildkite is not configured', async () => {
+    const plain = await startStack();
+    try {
+      const res = await fetch(`${plain.daemon.base}/webhooks/buildkite`, { method: 'POST', body: '{}' });
+      expect(res.status).toBe(503);
+      expect(await res.text()).toContain('TREADLE_BUILDKITE_WEBHOOK_SECRET');
+      expect((await fetch(`${plain.daemon.base}/healthz`)).status).toBe(200);
+    } finally {
+      await plain.close();
+    }
+  });
+});
+
+describe('XRPC procedure bodies', () => {
+  it('answers 400 naming what is wrong for a body that is not JSON, empty, of the wrong type or shape, and keeps serving', async () => {
+    const nsid = 'sh.tangled.ci.triggerPipeline';
+    const post = async (body: string, type = 'application/json') => {
+      const res = await fetch(`${s.daemon.base}/xrpc/${nsid}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await callers.token(OWNER, nsid)}`, 'content-type': type },
+        body,
+      });
+      return { status: res.status, json: (await res.json()) as { error: string; message: string } };
+    };
+    expect(await post('{"repo":')).toMatchObject({
+      status: 400,
+      json: { error: 'InvalidRequest', message: expect.stringContaining('invalid JSON') },
+    });
+    expect(await post('')).toMatchObject({
+      status: 400,
+      json: { message: expect.stringContaining('empty body') },
+    });
+    expect(await post('[]')).toMatchObject({ status: 400, json: { error: 'InvalidRequest' } });
+    expect(await post('{"repo":"did:plc:x"}', 'text/plain')).toMatchObject({
+      status: 400,
+      json: { message: expect.stringContaining('wrong Content-Type') },
+    });
+    const typed = await post(
+      JSON.stringify({ repo: 42, trigger: { $type: 'sh.tangled.ci.trigger#manual', sha: 'a'.repeat(40) } }),
+    );
+    expect(typed).toMatchObject({
+      status: 400,
+      json: { error: 'InvalidRequest', message: expect.stringMatching(/repo/) },
+    });
+    // The daemon keeps serving: a well-formed call for a repo it does not serve gets its own answer.
+    const unknown = await post(
+      JSON.stringify({
+        repo: 'did:plc:notservedhere',
+        trigger: { $type: 'sh.tangled.ci.trigger#manual', sha: 'a'.repeat(40) },
+      }),
+    );
+    expect(unknown).toMatchObject({ status: 400, json: { error: 'RepoNotFound' } });
   });
 });

@@ -52,31 +52,42 @@ export function mountBuildkiteWebhooks(app: Hono, o: WebhookRouteOptions): void 
     } catch {
       return c.json({ message: 'body is not JSON' }, 400);
     }
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+      return c.json({ message: 'body is not a JSON object' }, 400);
     const event =
       c.req.header('x-buildkite-event') ?? (typeof payload.event === 'string' ? payload.event : '');
+    // Pings, job.* and agent.* events say nothing a run's status needs.
+    if (!event.startsWith('build.')) return c.json({ ok: true, ignored: event || 'no event' });
     const build = payload.build;
-    if (
-      !event.startsWith('build.') ||
-      typeof build !== 'object' ||
-      build === null ||
-      typeof build.id !== 'string'
-    )
-      return c.json({ ok: true, ignored: event || 'no event' });
+    const malformed =
+      typeof build !== 'object' || build === null
+        ? 'no build object'
+        : typeof build.id !== 'string' || build.id === ''
+          ? 'no build.id'
+          : typeof build.state !== 'string'
+            ? 'no build.state'
+            : !Number.isSafeInteger(build.number)
+              ? 'no build.number'
+              : undefined;
+    if (malformed || !build) {
+      o.log.warn({ event, reason: malformed }, 'Buildkite webhook refused: malformed build');
+      return c.json({ message: `malformed ${event} event: ${malformed}` }, 400);
+    }
     const message: WebhookEvent = {
       event,
       build: {
-        id: build.id,
-        number: Number(build.number),
-        state: String(build.state),
+        id: build.id!,
+        number: build.number!,
+        state: build.state!,
         blocked: build.blocked === true,
-        web_url: typeof build.web_url === 'string' ? build.web_url : undefined,
+        ...(typeof build.web_url === 'string' ? { web_url: build.web_url } : {}),
         started_at: typeof build.started_at === 'string' ? build.started_at : null,
         finished_at: typeof build.finished_at === 'string' ? build.finished_at : null,
         meta_data: isStringMap(build.meta_data) ? build.meta_data : {},
       },
     };
     const id = `${build.id} ${event} ${message.build!.state} ${message.build!.finished_at ?? ''} ${message.build!.blocked}`;
-    o.publish(build.id, id, message);
+    o.publish(build.id!, id, message);
     return c.json({ ok: true });
   });
 }

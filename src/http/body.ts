@@ -43,6 +43,9 @@ export async function jsonObjectBody(
   maxBytes: number,
   fail: (message: string) => Error = (m) => new InvalidRequestError(m),
 ): Promise<Record<string, unknown>> {
+  const type = c.req.header('content-type');
+  if (type !== undefined && !/^application\/json\s*(;|$)/i.test(type))
+    throw fail(`wrong Content-Type ${JSON.stringify(type.slice(0, 100))}: the body must be application/json`);
   const text = (await readBody(c, maxBytes)).toString('utf8');
   try {
     const v = JSON.parse(text);
