@@ -298,6 +298,7 @@ describe('the Buildkite runner', () => {
     // treadle has taken in the blocked, finished build and polled it since: its dispatch is
     // held again after the webhook woke it.
     const requestId = (build.body.meta_data as Record<string, string>)['treadle:request_id']!;
+    await waitFor(() => app.latest(pipeline)['gate.yml']?.status === 'running', 'the running status');
     await waitFor(
       () => storedBuild(requestId)?.blocked === 1 && webhookMessages('pending') === 0,
       'the blocked build stored',
