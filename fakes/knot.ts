@@ -96,6 +96,16 @@ export class FakeKnot {
     for (const s of this.subs) s.ws.send(text);
   }
 
+  /** Sends a binary frame to every subscriber (knots send text only). */
+  sendBinary(data: Buffer): void {
+    for (const s of this.subs) s.ws.send(data, { binary: true });
+  }
+
+  /** Closes every connection with `code`, e.g. 1013 "try again later" from a busy knot. */
+  closeConnections(code: number, reason = ''): void {
+    for (const s of this.subs) s.ws.close(code, reason);
+  }
+
   /** Drops every connection abruptly, as a knot restart would. */
   dropConnections(): void {
     for (const s of this.subs) s.ws.terminate();

@@ -207,4 +207,32 @@ describe('KnotConsumers', () => {
     await waitFor(() => received.some((r) => r.frame.rkey === 'last'), 'a frame after the reconnect');
     expect(attempts.get('poison')).toBe(5);
   });
+
+  it('ignores binary frames, keeps its cursor from going backwards or far ahead, and resumes after a 1013 close', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const k = await fakeKnot();
+    await consumers(received).reconcile([k.host]);
+    await waitFor(() => k.connected === 1, 'the connection');
+    const cursor = () => new CursorStore(db).get(`knot:${k.host}`);
+    k.sendBinary(Buffer.from('{"rkey":"bin","nsid":"sh.tangled.pipeline","event":{}}'));
+    const first = k.emit('sh.tangled.pipeline', 'p1', PIPELINE);
+    await waitFor(() => cursor() === first, 'the cursor at p1');
+    expect(received.map((r) => r.frame.rkey)).toEqual(['p1']);
+    // A frame dated before the cursor is handled, and the cursor stays.
+    k.sendRaw(`{"created":${first - 60_000_000_000n},"event":{},"nsid":"sh.tangled.pipeline","rkey":"old"}`);
+    // One dated a day ahead is handled too, but the cursor does not jump there.
+    const future = BigInt(Date.now() + 86_400_000) * 1_000_000n;
+    k.sendRaw(`{"created":${future},"event":{},"nsid":"sh.tangled.pipeline","rkey":"future"}`);
+    const second = k.emit('sh.tangled.pipeline', 'p2', PIPELINE);
+    await waitFor(() => received.some((r) => r.frame.rkey === 'p2'), 'p2');
+    expect(received.map((r) => r.frame.rkey)).toEqual(['p1', 'old', 'future', 'p2']);
+    const at = cursor()!;
+    expect(at >= second && at < future).toBe(true);
+    // A busy knot closes with 1013: treadle comes back and reads what was sent meanwhile.
+    k.closeConnections(1013, 'try again later');
+    await waitFor(() => k.connected === 0, 'the close');
+    k.emit('sh.tangled.pipeline', 'p3', PIPELINE);
+    await waitFor(() => received.some((r) => r.frame.rkey === 'p3'), 'p3 after the reconnect');
+    expect(k.connections.at(-1)).toBe(`/events?cursor=${at - 1_000_000_000n}`);
+  });
 });

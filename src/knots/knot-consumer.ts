@@ -27,6 +27,8 @@ export interface KnotConsumerOptions {
   oversizeAllowanceBytes?: number;
 }
 
+const FUTURE_SLACK_NS = 3_600_000_000_000n;
+
 const WANTED = new Set([
   'sh.tangled.pipeline',
   'sh.tangled.git.refUpdate',
@@ -70,11 +72,39 @@ export class KnotConsumers {
     await Promise.all(all.map((s) => s.stop()));
   }
 
+  /**
+   * Moves the knot's cursor past a handled frame: to its `created`, or our clock for legacy
+   * knots that send none (as stock does). Never backwards (a replay or a knot's clock stepping
+   * back must not make the next reconnect replay more than the rewind), and never past our own
+   * clock by more than an hour (a bogus far-future `created` must not make a reconnect skip
+   * everything). A provisional cursor (our clock at first contact) gives way to the knot's own.
+   */
+  private advance(key: string, frame: KnotFrame, log: Logger, provisional: boolean): void {
+    const now = wallClockNs();
+    let at = frame.created ?? now;
+    if (at > now + FUTURE_SLACK_NS) {
+      log.warn(
+        { rkey: frame.rkey.slice(0, 80), created: at.toString() },
+        'knot frame dated over an hour ahead of our clock; cursor kept at our clock',
+      );
+      at = now;
+    }
+    const stored = this.o.cursors.get(key);
+    if (provisional || stored === undefined || at > stored) this.o.cursors.set(key, at);
+    else if (at < stored)
+      log.debug(
+        { rkey: frame.rkey.slice(0, 80), created: at.toString() },
+        'knot frame older than the cursor',
+      );
+  }
+
   private open(knot: string): void {
     const key = `knot:${knot}`;
     const log = this.o.log.child({ knot });
     const rewind = this.o.rewindNs ?? 5_000_000_000n;
     let floor: bigint | undefined;
+    /** The stored cursor is our clock at the first connection, not yet a frame's `created`. */
+    let provisional = false;
     const stream = new StreamClient({
       log,
       minBackoffMs: this.o.minBackoffMs,
@@ -82,7 +112,10 @@ export class KnotConsumers {
       onOpen: (url) => {
         // A first connection asks for no backfill (as stock). Remember where it began, so a
         // reconnect (after an oversized frame, say) resumes from there, not from a later "now".
-        if (this.o.cursors.get(key) === undefined) this.o.cursors.set(key, wallClockNs());
+        if (this.o.cursors.get(key) === undefined) {
+          this.o.cursors.set(key, wallClockNs());
+          provisional = true;
+        }
         this.o.onOpen?.(knot, url);
       },
       maxFrameBytes: this.o.maxFrameBytes,
@@ -135,8 +168,8 @@ export class KnotConsumers {
           return;
         }
         if (WANTED.has(frame.nsid)) await this.o.onFrame(knot, frame);
-        // Legacy knots send no `created`: fall back to our clock, as stock does.
-        this.o.cursors.set(key, frame.created ?? wallClockNs());
+        this.advance(key, frame, log, provisional);
+        provisional = false;
       },
     });
     this.streams.set(knot, stream);
