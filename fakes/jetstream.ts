@@ -2,7 +2,9 @@
  * A fake Jetstream (spindle protocol §3.1): `/subscribe?wantedCollections=…&cursor=<µs>`;
  * commit events `{did, time_us, kind: "commit", commit: {rev, operation, collection, rkey,
  * record?, cid?}}`, filtered by the wanted collections; with a cursor, events from that time
- * on are replayed before live ones, as the real service does within its retention.
+ * on are replayed before live ones, as the real service does within its retention (events
+ * older than `retentionUs` are forgotten, and a cursor before them starts at the oldest kept);
+ * `identity` and `account` events go to every subscriber, whatever collections it wants.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,6 +33,8 @@ export class FakeJetstream {
   private rev = 0;
   /** Where the records live: a commit seen on Jetstream is in its author's PDS too. */
   pds: FakePds | undefined;
+  /** How long events are kept, in µs (the real service keeps about a day). */
+  retentionUs = Number.POSITIVE_INFINITY;
 
   private constructor(server: Server) {
     this.server = server;
@@ -41,6 +45,7 @@ export class FakeJetstream {
       const sub = { ws, wanted: new Set(q.getAll('wantedCollections')) };
       const cursor = q.get('cursor');
       if (cursor !== null && /^\d+$/.test(cursor)) {
+        this.forget();
         for (const e of this.events) if (e.timeUs >= Number(cursor) && this.wants(sub, e)) ws.send(e.text);
       }
       this.subs.add(sub);
@@ -84,6 +89,27 @@ export class FakeJetstream {
     return timeUs;
   }
 
+  /** An identity event (a handle or DID document change): sent to every subscriber. */
+  identity(did: string): number {
+    return this.other(did, 'identity', {
+      identity: { did, handle: 'someone.test', seq: ++this.rev, time: new Date().toISOString() },
+    });
+  }
+
+  /** An account event (activated or deactivated): sent to every subscriber. */
+  account(did: string, active: boolean): number {
+    return this.other(did, 'account', {
+      account: { did, active, seq: ++this.rev, time: new Date().toISOString() },
+    });
+  }
+
+  private other(did: string, kind: string, body: Record<string, unknown>): number {
+    const timeUs = Math.max(Date.now() * 1000, this.lastUs + 1);
+    this.lastUs = timeUs;
+    this.push({ timeUs, collection: '', text: JSON.stringify({ did, time_us: timeUs, kind, ...body }) });
+    return timeUs;
+  }
+
   /** Sends a raw text frame to every subscriber (malformed-input tests). */
   sendRaw(text: string): void {
     for (const s of this.subs) s.ws.send(text);
@@ -105,6 +131,11 @@ export class FakeJetstream {
   }
 
   private wants(sub: Sub, e: StoredEvent): boolean {
-    return sub.wanted.size === 0 || sub.wanted.has(e.collection);
+    return e.collection === '' || sub.wanted.size === 0 || sub.wanted.has(e.collection);
+  }
+
+  private forget(): void {
+    const oldest = Date.now() * 1000 - this.retentionUs;
+    while (this.events.length > 0 && this.events[0]!.timeUs < oldest) this.events.shift();
   }
 }
