@@ -216,6 +216,7 @@ describe('pull request pipelines (2026 spec §3.2)', () => {
     const before = pullPipelines().length;
     const [tip] = branch('bad', 1);
     const patch = gzipSync(s.knot.git.formatPatch(REPO, base, tip!));
+    const patch0 = s.pds.putBlob(ALICE, patch);
 
     s.jetstream.commit(
       MALLORY,
@@ -254,6 +255,30 @@ describe('pull request pipelines (2026 spec §3.2)', () => {
       'create',
       pull([s.pds.putBlob(ALICE, gzipSync(Buffer.alloc(33 * 1024 * 1024)))], { source: { branch: 'bad' } }),
     );
+    // Malformed records: rounds not an array, a patch blob whose CID does not parse, a blob the
+    // PDS does not have, and a status change naming something that is not a pull's AT-URI.
+    s.jetstream.commit(ALICE, PULL, rkey(), 'create', { ...pull([patch0]), rounds: 'all of them' });
+    s.jetstream.commit(
+      ALICE,
+      PULL,
+      rkey(),
+      'create',
+      pull([{ ...patch0, ref: { $link: 'not-a-cid' } }], { source: { branch: 'bad' } }),
+    );
+    s.jetstream.commit(
+      ALICE,
+      PULL,
+      rkey(),
+      'create',
+      pull([{ ...patch0, ref: { $link: 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' } }], {
+        source: { branch: 'bad' },
+      }),
+    );
+    s.jetstream.commit(ALICE, STATUS, rkey(), 'create', {
+      $type: STATUS,
+      pull: 'https://example.com/not-an-at-uri',
+      status: 'sh.tangled.repo.pull.status.closed',
+    });
     // A pull for a repo not served here is dropped before it is queued, without a word.
     s.jetstream.commit(
       ALICE,
@@ -287,6 +312,9 @@ describe('pull request pipelines (2026 spec §3.2)', () => {
       'over the 4194304-byte bound',
       'the patch blob inflates to more than 33554432 bytes',
       'whoever changed its status is neither its author nor has push rights',
+      'rounds must be an array',
+      'patchBlob should be a blob ref',
+      'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku of did:plc:alice not found at',
     ];
     // Each refusal is the handler's last word on its record: once all are logged, none can run.
     await waitFor(() => reasons.every((r) => s.daemon.logs().includes(r)), 'every refusal logged', 20_000);
@@ -294,4 +322,14 @@ describe('pull request pipelines (2026 spec §3.2)', () => {
     expect(pullPipelines()).toHaveLength(before + 1);
     expect(s.daemon.logs()).not.toContain('did:plc:elsewhere');
   }, 40_000);
+
+  it('runs a pull whose author’s PDS answers 503 at first, once it answers again', async () => {
+    const [tip] = branch('flaky', 1);
+    const blob = patchBlob(ALICE, tip!);
+    s.pds.failNext(3);
+    s.jetstream.commit(ALICE, PULL, rkey(), 'create', pull([blob], { source: { branch: 'flaky' } }));
+    await finished(tip!, 'opened');
+    expect(pipelinesAt(tip!)).toHaveLength(1);
+    expect(s.daemon.logs()).toMatch(/HTTP 503/);
+  }, 30_000);
 });

@@ -20,6 +20,9 @@ import type { RunnerSet } from './runners.ts';
 import { DISPATCH_TOPIC, type DispatchMessage, PipelineStarter } from './starter.ts';
 import { StatusWriter } from './status-writer.ts';
 
+/** Deliveries of a message whose handler reads from the network, before it is dead-lettered. */
+const REMOTE_ATTEMPTS = 10;
+
 export interface PipelinesModule extends Module {
   builder: PipelineBuilder;
   starter: PipelineStarter;
@@ -84,6 +87,7 @@ export function createPipelines(
     secrets: deps.secrets,
     logs: deps.logs,
   });
+  const remote = { maxAttempts: Math.max(config.queue.maxAttempts, REMOTE_ATTEMPTS) };
   return {
     name: 'pipelines',
     builder,
@@ -94,8 +98,10 @@ export function createPipelines(
       consumer<IntakeMessage>(INTAKE_TOPIC, 'intake', (m, d) => {
         intake.handle(m.payload, d);
       }),
-      consumer<PushMessage>(PUSH_TOPIC, 'intake', (m, d) => pushes.handle(m.payload, d)),
-      consumer<PullMessage>(PULL_TOPIC, 'intake', (m) => pulls.handle(m.payload)),
+      // These read from other people's knots and PDSes: ride out an outage of a few minutes
+      // (1 s doubling to 30 s) before a message is dead-lettered for `treadle queue dlq replay`.
+      consumer<PushMessage>(PUSH_TOPIC, 'intake', (m, d) => pushes.handle(m.payload, d), remote),
+      consumer<PullMessage>(PULL_TOPIC, 'intake', (m) => pulls.handle(m.payload), remote),
       consumer<DispatchMessage>(DISPATCH_TOPIC, 'dispatch', (m, d) => dispatcher.handle(m, d)),
     ],
   };

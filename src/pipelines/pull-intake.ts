@@ -17,7 +17,14 @@ import { BlobRef, jsonToLex } from '@atproto/lexicon';
 import { getBlob, getRecord, type IdentityOptions, resolvePds } from '../atproto/identity.ts';
 import type { RepoRow } from '../db/repo-store.ts';
 import type { RecordEvent } from '../discovery/records.ts';
-import { errorMessage, NotFoundError, PermanentError, RetryableError, TreadleError } from '../errors.ts';
+import {
+  errorMessage,
+  InvalidRequestError,
+  NotFoundError,
+  PermanentError,
+  RetryableError,
+  TreadleError,
+} from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { gunzipPatch, tipCommit } from './patch.ts';
 import type { SelfBuiltIntakeDeps } from './pipeline-builder.ts';
@@ -125,7 +132,15 @@ export class PullIntake {
         return;
       }
     }
-    const pull = this.d.validator.validate<PullRecord>(PULL_NSID, jsonToLex(raw));
+    let lex: unknown;
+    try {
+      lex = jsonToLex(raw);
+    } catch (err) {
+      // Whatever cannot be read as lexicon data is bad input, never a fault to retry.
+      throw new InvalidRequestError(`invalid ${PULL_NSID} record: ${errorMessage(err)}`);
+    }
+    // A blob reference whose CID does not parse is left a plain object and refused here.
+    const pull = this.d.validator.validate<PullRecord>(PULL_NSID, lex);
     const repo = pull.target.repo.startsWith('did:')
       ? this.d.repos.servedRepoByDid(pull.target.repo)
       : undefined;
