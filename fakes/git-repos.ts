@@ -18,7 +18,8 @@ const GIT_ENV = {
 };
 
 /** Files of a commit: path → content; `null` deletes the path. */
-export type FileChanges = Record<string, string | Buffer | null>;
+/** Path → new content (text or bytes), a symbolic link to a target, or null to remove the path. */
+export type FileChanges = Record<string, string | Buffer | { symlink: string } | null>;
 
 export class GitRepos {
   readonly root: string;
@@ -69,8 +70,11 @@ export class GitRepos {
         this.git(dir, ['update-index', '--index-info'], env, `0 ${'0'.repeat(40)}\t${path}\n`);
         continue;
       }
-      const oid = this.git(dir, ['hash-object', '-w', '--stdin'], env, content).trim();
-      this.git(dir, ['update-index', '--add', '--cacheinfo', `100644,${oid},${path}`], env);
+      const link = typeof content === 'object' && !Buffer.isBuffer(content) ? content.symlink : undefined;
+      const bytes = link ?? (content as string | Buffer);
+      const oid = this.git(dir, ['hash-object', '-w', '--stdin'], env, bytes).trim();
+      const mode = link === undefined ? '100644' : '120000';
+      this.git(dir, ['update-index', '--add', '--cacheinfo', `${mode},${oid},${path}`], env);
     }
     const tree = this.git(dir, ['write-tree'], env).trim();
     rmSync(index, { force: true });

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppviewEvents } from '../fakes/appview.ts';
+import type { FileChanges } from '../fakes/git-repos.ts';
 import { FakeKnot } from '../fakes/knot.ts';
 import {
   OWNER,
@@ -73,7 +74,7 @@ async function finishedPipeline(sha: string): Promise<[string, Announced]> {
 }
 
 /** A commit on the served repo's main branch and its new-shape ref update. */
-function push(files: Record<string, string | null>, options: Parameters<typeof refUpdate>[2] = {}): string {
+function push(files: FileChanges, options: Parameters<typeof refUpdate>[2] = {}): string {
   const sha = s.knot.git.commit(REPO, files, { branch: options.ref?.replace('refs/heads/', '') });
   s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(REPO, sha, options));
   return sha;
@@ -145,7 +146,7 @@ describe('push pipelines built from new-shape refUpdate (2026 §3.2–3.5)', () 
 });
 
 describe('bad input from knots and repos (acceptance)', () => {
-  it('drops a refUpdate from a knot that is not the repo’s, an unknown repo DID, a huge workflow file and an invalid glob', async () => {
+  it('drops a refUpdate from a knot that is not the repo’s, an unknown repo DID, a huge workflow file, an invalid glob, an alias bomb, a file not in UTF-8 and a symlink', async () => {
     const other = await FakeKnot.start();
     try {
       await onboard(s, 'elsewhere', OWNER, { knot: other, repoDid: 'did:plc:elsewhere' });
@@ -156,16 +157,54 @@ describe('bad input from knots and repos (acceptance)', () => {
       const huge = push({ '.tangled/workflows/huge.yml': `# ${'x'.repeat(3 * 1024 * 1024)}\n${CI}` });
       const badGlob = stubWorkflow('success', '0s', ['test'], '  - event: push\n    branch: "release-[0-9"');
       const globSha = push({ '.tangled/workflows/huge.yml': null, '.tangled/workflows/ci.yml': badGlob });
-      const sentinel = push({ '.tangled/workflows/ci.yml': CI });
+      // An alias bomb, a file that is not UTF-8, and a symbolic link (to a file outside the
+      // workflow directory) in .tangled/workflows: each is refused by itself.
+      const bomb = [
+        'a: &a ["x","x","x","x","x","x","x","x","x"]',
+        ...Array.from({ length: 8 }, (_, i) => {
+          const prev = i === 0 ? 'a' : String.fromCharCode(97 + i);
+          const name = String.fromCharCode(98 + i);
+          return `${name}: &${name} [*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev},*${prev}]`;
+        }),
+        'engine: nixery',
+        'steps: []',
+      ].join('\n');
+      const yamlSha = push({
+        '.tangled/workflows/ci.yml': null,
+        '.tangled/workflows/bomb.yml': bomb,
+        '.tangled/workflows/latin1.yml': Buffer.from('engine: nixery\n# caf\xe9\n', 'latin1'),
+        '.tangled/workflows/link.yml': { symlink: '../../README.md' },
+      });
+      const sentinel = push({
+        '.tangled/workflows/bomb.yml': null,
+        '.tangled/workflows/latin1.yml': null,
+        '.tangled/workflows/link.yml': null,
+        '.tangled/workflows/ci.yml': CI,
+      });
       await finishedPipeline(sentinel);
-      await sleep(500);
+      // Each refusal is the intake's last word on its push (pushes run in parallel partitions).
+      const refusals = [
+        "ref update dropped: the sending knot is not the repo's knot",
+        'ref update dropped: no repo with this DID is served here',
+        /"reason":"workflow file huge\.yml is \d+ bytes; the limit is 1048576"/,
+        /"workflow":"ci.yml","reason":"when\[0\]\.branch: invalid glob/,
+        /"workflow":"bomb.yml","reason":"workflow is not valid YAML: [^"]*[Aa]lias/,
+        /"workflow":"latin1.yml","reason":"workflow file is not valid UTF-8"/,
+      ];
+      await waitFor(
+        () =>
+          refusals.every((r) =>
+            typeof r === 'string' ? s.daemon.logs().includes(r) : r.test(s.daemon.logs()),
+          ),
+        'every refusal logged',
+      );
+      const noneLeft = new RegExp(`"sha":"${yamlSha}"[^\\n]*"msg":"push: no workflows to run"`);
+      await waitFor(() => noneLeft.test(s.daemon.logs()), 'the YAML push refused whole');
       expect(app.pipelines.size).toBe(before + 1);
-      for (const sha of [stolen, huge, globSha]) expect(pipelinesFor(sha)).toEqual([]);
-      const logs = s.daemon.logs();
-      expect(logs).toContain("ref update dropped: the sending knot is not the repo's knot");
-      expect(logs).toContain('ref update dropped: no repo with this DID is served here');
-      expect(logs).toMatch(/"reason":"workflow file huge\.yml is \d+ bytes; the limit is 1048576"/);
-      expect(logs).toMatch(/"workflow":"ci.yml","reason":"when\[0\]\.branch: invalid glob/);
+      for (const sha of [stolen, huge, globSha, yamlSha]) expect(pipelinesFor(sha)).toEqual([]);
+      // The symlink is not read at all: it is neither run nor reported as a bad workflow.
+      expect(s.daemon.logs()).not.toContain('"workflow":"link.yml"');
+      expect(noneLeft.exec(s.daemon.logs())![0]).toContain('"files":2');
       expect(app.fatal).toBe(0);
     } finally {
       await other.close();

@@ -16,6 +16,19 @@ export interface WorkflowFile {
   /** The file name, e.g. `build.yml` (stock uses it as the workflow's name and id). */
   name: string;
   raw: string;
+  /** Set when the file cannot be a workflow at all (e.g. not UTF-8); `raw` is then empty. */
+  unreadable?: string;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A file's text, or why it has none: a workflow that is not UTF-8 is refused, not garbled. */
+function decode(name: string, bytes: Buffer): WorkflowFile {
+  try {
+    return { name, raw: UTF8.decode(bytes) };
+  } catch {
+    return { name, raw: '', unreadable: 'workflow file is not valid UTF-8' };
+  }
 }
 
 export interface WorkflowFetcherOptions {
@@ -135,7 +148,7 @@ export class WorkflowFetcher {
       'workflows read',
     );
     return files
-      .map((f, i) => ({ name: f.name, raw: contents[i]!.toString('utf8') }))
+      .map((f, i) => decode(f.name, contents[i]!))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

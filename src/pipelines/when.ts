@@ -88,6 +88,7 @@ export function compileWorkflows(files: readonly WorkflowFile[], trigger: Compil
 }
 
 function compileOne(file: WorkflowFile, trigger: CompileTrigger): CompiledWorkflow | undefined {
+  if (file.unreadable) throw new WhenError(file.unreadable);
   let doc: unknown;
   try {
     doc = parseYaml(file.raw);
