@@ -184,3 +184,47 @@ describe('value parsers', () => {
     expect(parseListen('6555')).toBeUndefined();
   });
 });
+
+describe('Buildkite settings', () => {
+  const BK = { ...REQUIRED, TREADLE_BUILDKITE_TOKEN: 'bkua_token' };
+
+  it.each([
+    ['TREADLE_BUILDKITE_TOKEN', '   ', 'a Buildkite API access token'],
+    ['TREADLE_BUILDKITE_ORG', 'acme corp', 'an organisation slug'],
+    ['TREADLE_BUILDKITE_ORG', '-acme', 'an organisation slug'],
+    ['TREADLE_BUILDKITE_API_URL', 'ftp://api.example.com', 'an http(s) URL'],
+    ['TREADLE_BUILDKITE_API_URL', 'not a url', 'an http(s) URL'],
+    ['TREADLE_BUILDKITE_WEBHOOK_SECRET', '', "the Buildkite webhook's token"],
+    ['TREADLE_BUILDKITE_WEBHOOK_MODE', 'hmac', 'token or signature'],
+    ['TREADLE_BUILDKITE_RATE_LIMIT', '0', 'requests per minute'],
+    ['TREADLE_BUILDKITE_RATE_LIMIT', 'lots', 'requests per minute'],
+    ['TREADLE_BUILDKITE_POLL_INTERVAL', '30 parsecs', 'a duration'],
+  ])('refuses %s=%j, naming the variable and what it expects', (name, value, expected) => {
+    const message = failure({ ...BK, [name]: value });
+    expect(message).toContain(name);
+    expect(message).toContain(expected);
+  });
+
+  it('reads each from the YAML file too, and refuses a bad value there by its key', () => {
+    const file = configFile(
+      'buildkite:\n  org: acme\n  apiUrl: http://127.0.0.1:9/v2\n  webhookMode: signature\n  rateLimit: 50\n  pollInterval: 10s\n',
+    );
+    const { config } = loadConfig({ ...BK, TREADLE_CONFIG: file });
+    expect(config.buildkite).toMatchObject({
+      token: 'bkua_token',
+      org: 'acme',
+      apiUrl: 'http://127.0.0.1:9/v2',
+      webhookMode: 'signature',
+      requestsPerMinute: 50,
+      pollIntervalMs: 10_000,
+    });
+    const bad = configFile('buildkite:\n  webhookMode: hmac\n');
+    expect(failure({ ...BK, TREADLE_CONFIG: bad })).toMatch(/buildkite\.webhookMode.*token or signature/);
+  });
+
+  it('warns when Buildkite settings are given without the token that turns the runner on', () => {
+    const { warnings } = loadConfig({ ...REQUIRED, TREADLE_BUILDKITE_ORG: 'acme' });
+    expect(warnings.join('\n')).toMatch(/without TREADLE_BUILDKITE_TOKEN: the buildkite runner stays off/);
+    expect(loadConfig({ ...BK, TREADLE_BUILDKITE_ORG: 'acme' }).warnings).toEqual([]);
+  });
+});

@@ -401,12 +401,24 @@ function load(env: Env, serving: boolean): LoadedConfig<AdminConfig> {
     throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`, { problems: errors });
   }
   if (file) values.configFile = file;
+  warnings.push(...combinationWarnings(values));
   return { config: values as unknown as AdminConfig, warnings };
 }
 
 interface Source {
   value: unknown;
   label: string;
+}
+
+/** Settings that are each valid but do nothing, or less than asked, together. */
+function combinationWarnings(values: Record<string, unknown>): string[] {
+  const bk = (values.buildkite ?? {}) as Partial<BuildkiteSettings>;
+  const out: string[] = [];
+  if (!bk.token && (bk.webhookSecret || bk.org))
+    out.push(
+      'TREADLE_BUILDKITE_WEBHOOK_SECRET or TREADLE_BUILDKITE_ORG is set without TREADLE_BUILDKITE_TOKEN: the buildkite runner stays off',
+    );
+  return out;
 }
 
 function pickSource(
