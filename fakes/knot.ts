@@ -30,6 +30,13 @@ export class FakeKnot {
   readonly git = new GitRepos();
   /** Repo DID → default branch, for `sh.tangled.repo.getDefaultBranch`. */
   readonly defaultBranches = new Map<string, string>();
+  /**
+   * What `sh.tangled.knot.version` reports: newer knots list capabilities (e.g. `knot-acl`,
+   * `repo-did-input`); undefined answers without the field, as older knots do.
+   */
+  capabilities: string[] | undefined;
+  /** Requests to `sh.tangled.knot.version`. */
+  versionRequests = 0;
   private readonly subs = new Set<Sub>();
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -43,6 +50,15 @@ export class FakeKnot {
     server.on('request', (req, res) => {
       if (this.git.handle(req, res)) return;
       const url = new URL(req.url ?? '/', 'http://knot');
+      if (url.pathname === '/xrpc/sh.tangled.knot.version') {
+        this.versionRequests++;
+        const body = {
+          version: 'v1.15.0-fake',
+          ...(this.capabilities ? { capabilities: this.capabilities } : {}),
+        };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        return;
+      }
       if (url.pathname === '/xrpc/sh.tangled.repo.getDefaultBranch') {
         const name = this.defaultBranches.get(url.searchParams.get('repo') ?? '');
         if (name) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name }));

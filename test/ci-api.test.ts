@@ -7,6 +7,7 @@
 import { Lexicons } from '@atproto/lexicon';
 import { Subscription } from '@atproto/xrpc-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { AppviewEvents } from '../fakes/appview.ts';
 import { readLexiconDocs } from '../src/atproto/lexicons.ts';
 import {
@@ -222,17 +223,26 @@ describe('sh.tangled.ci.subscribePipelineLogs', () => {
     expect(times.at(-1)! - times[0]!).toBeGreaterThan(500);
   }, 20_000);
 
-  it('sends an error frame for an unknown pipeline or workflow, or a malformed TID', async () => {
-    const first = async (params: Record<string, unknown>) => {
-      try {
-        for await (const _ of subscribe(params)) return 'message';
-        return 'end';
-      } catch (err) {
-        return (err as { error?: string }).error ?? String(err);
-      }
-    };
-    expect(await first({ pipeline: rkey() })).toBe('PipelineNotFound');
-    expect(await first({ pipeline: adoptedRkey, workflows: ['nope.yml'] })).toBe('WorkflowNotFound');
-    expect(await first({ pipeline: 'x' })).toBe('InvalidRequest');
+  it('answers before the upgrade, in JSON: 400 BadRequest for a malformed TID, 404 NotFound for an unknown pipeline or workflow', async () => {
+    const refused = (query: string) =>
+      new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+        const ws = new WebSocket(
+          `${s.daemon.base.replace(/^http/, 'ws')}/xrpc/sh.tangled.ci.subscribePipelineLogs?${query}`,
+        );
+        ws.on('open', () => reject(new Error('upgraded')));
+        ws.on('error', () => {});
+        ws.on('unexpected-response', (_req, res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        });
+      });
+    expect(await refused(`pipeline=${rkey()}`)).toMatchObject({ status: 404, body: { error: 'NotFound' } });
+    expect(await refused(`pipeline=${adoptedRkey}&workflows=nope.yml`)).toMatchObject({
+      status: 404,
+      body: { error: 'NotFound', message: expect.stringContaining('nope.yml') },
+    });
+    expect(await refused('pipeline=x')).toMatchObject({ status: 400, body: { error: 'BadRequest' } });
+    expect(await refused('')).toMatchObject({ status: 400, body: { error: 'BadRequest' } });
   });
 });

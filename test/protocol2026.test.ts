@@ -3,6 +3,7 @@
  * new-shape ref updates with workflows read over real git HTTP, per-knot mode and dedup with the
  * v1.14 burst in both orders, repo DIDs from knots, and the bad input of the issue's acceptance list.
  */
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppviewEvents } from '../fakes/appview.ts';
 import type { FileChanges } from '../fakes/git-repos.ts';
@@ -320,4 +321,39 @@ describe('repo DIDs from knots (2026 §3.6, §4.2)', () => {
       'the refusal',
     );
   });
+});
+
+describe('knot generations from sh.tangled.knot.version (capabilities)', () => {
+  const modeOf = (knot: string) => {
+    const db = new Database(s.db, { readonly: true });
+    try {
+      return (
+        db.prepare('SELECT mode FROM knot_modes WHERE knot = ?').get(knot) as { mode: string } | undefined
+      )?.mode;
+    } finally {
+      db.close();
+    }
+  };
+
+  it('marks a knot that reports repo-did-input as new on first contact, and leaves one without capabilities to inference', async () => {
+    const reporting = await FakeKnot.start();
+    const silent = await FakeKnot.start();
+    try {
+      reporting.capabilities = ['knot-acl', 'repo-did-input'];
+      await onboard(s, 'caps', OWNER, { knot: reporting, repoDid: 'did:plc:capsrepo' });
+      await onboard(s, 'nocaps', OWNER, { knot: silent, repoDid: 'did:plc:nocapsrepo' });
+      await waitFor(() => modeOf(reporting.host) === 'new', 'the reporting knot marked new');
+      await waitFor(() => silent.versionRequests > 0, 'the silent knot asked');
+      expect(s.daemon.logs()).toMatch(
+        new RegExp(
+          `"knot":"${reporting.host.replace('.', '\\.')}","version":"v1\\.15\\.0-fake".*"generation":"new"`,
+        ),
+      );
+      expect(modeOf(silent.host)).toBeUndefined();
+      expect(reporting.versionRequests).toBe(1);
+    } finally {
+      await reporting.close();
+      await silent.close();
+    }
+  }, 30_000);
 });

@@ -195,7 +195,7 @@ describe('sh.tangled.ci.triggerPipeline', () => {
     });
     const before = app.pipelines.size;
     expect(await call('sh.tangled.ci.triggerPipeline', STRANGER, manual())).toMatchObject({
-      status: 401,
+      status: 400,
       json: { error: 'AccessControl' },
     });
     expect(await call('sh.tangled.ci.triggerPipeline', null, manual())).toMatchObject({
@@ -280,7 +280,7 @@ describe('cancel', () => {
     expect(
       await call('sh.tangled.ci.cancelPipeline', STRANGER, { repo: REPO, pipeline: running }),
     ).toMatchObject({
-      status: 401,
+      status: 400,
       json: { error: 'AccessControl' },
     });
     expect(
@@ -303,7 +303,8 @@ describe('cancel', () => {
     expect(
       await call('sh.tangled.ci.cancelPipeline', BOB, { repo: THEIR_REPO, pipeline: tid }),
     ).toMatchObject({
-      status: 401,
+      status: 400,
+      json: { error: 'AccessControl' },
     });
     expect(
       (await call('sh.tangled.ci.cancelPipeline', OWNER, { repo: THEIR_REPO, pipeline: tid })).status,

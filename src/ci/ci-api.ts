@@ -15,6 +15,8 @@ import { type CiPipeline, ciPipeline } from './pipeline-view.ts';
 export const KINDS = ['push', 'pull_request', 'manual'];
 const DID = /^did:[a-z]+:[A-Za-z0-9._:%-]{1,2048}$/;
 const SHA = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
+/** The lexicon's default page size (stock's handler used 30 before the lexicon said 50). */
+const DEFAULT_LIMIT = 50;
 export const TID = /^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$/;
 const MAX_COMMITS = 100;
 
@@ -44,7 +46,7 @@ export class CiApi {
     for (const k of kinds)
       if (!KINDS.includes(k))
         throw new InvalidRequestError(`kinds: ${JSON.stringify(k)} is not one of ${KINDS.join(', ')}`);
-    const limit = integer(params.get('limit'), 'limit', 1, 250) ?? 30;
+    const limit = integer(params.get('limit'), 'limit', 1, 250) ?? DEFAULT_LIMIT;
     const rawCursor = params.get('cursor');
     let before: bigint | undefined;
     if (rawCursor !== null && rawCursor !== '') {
@@ -73,7 +75,9 @@ export class CiApi {
 
   /**
    * The workflow files at (repo, sha), not run: `hash` is `sha256:` over the files sorted by name,
-   * each as name, NUL, content, NUL; a re-run is needed only when it changes.
+   * each as name, NUL, content, NUL; a re-run is needed only when it changes. A workflow routed
+   * to Buildkite is described by its file in `.tangled/workflows` (which names the Buildkite
+   * pipeline): the steps Buildkite runs live in Buildkite and are not part of the hash.
    */
   async describeWorkflowDefinition(
     params: URLSearchParams,
@@ -81,12 +85,18 @@ export class CiApi {
     const repoDid = did(params.get('repo'), 'repo');
     const sha = params.get('sha') ?? params.get('commit') ?? '';
     if (!SHA.test(sha)) throw new InvalidRequestError('sha: expected a 40- or 64-digit commit id');
-    if (params.get('sourceRepo')) throw new InvalidRequestError('sourceRepo (forks) is not supported yet');
     const repo = this.d.repos.servedRepoByDid(repoDid);
     if (!repo) throw new XrpcError(404, 'RepoNotFound', `repo ${repoDid} is not served here`);
+    // A fork's code is read from the fork's knot, which is known only when it is served here too.
+    const sourceRepo = params.get('sourceRepo');
+    const from = sourceRepo ? this.d.repos.servedRepoByDid(did(sourceRepo, 'sourceRepo')) : repo;
+    if (!from)
+      throw new InvalidRequestError(
+        `sourceRepo ${sourceRepo} is not served by this spindle, so its knot is unknown here`,
+      );
     let files: Awaited<ReturnType<WorkflowFetcher['fetch']>>;
     try {
-      files = await this.d.fetcher.fetch(repo.knot, repoDid, sha);
+      files = await this.d.fetcher.fetch(from.knot, from.repoDid!, sha);
     } catch (err) {
       if (err instanceof PermanentError) throw new InvalidRequestError(err.message);
       throw err;

@@ -3,8 +3,9 @@
  * framing, each message one binary frame of a CBOR header (`{op: 1, t: "#control" | "#data"}`)
  * followed by a CBOR body. The pipeline's workflows (or the ones named by `workflows`) are
  * followed concurrently: stored lines replay, new ones tail live, and the stream closes 1000
- * once every selected workflow is finished. Problems are error frames (`{op: -1}` and
- * `{error, message}`: `InvalidRequest`, `PipelineNotFound`, `WorkflowNotFound`), then a close.
+ * once every selected workflow is finished. Bad parameters are answered before the upgrade, as
+ * upstream does: JSON 400 `BadRequest` (no or a malformed pipeline TID) or 404 `NotFound` (no
+ * such pipeline, or a workflow it does not have).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -36,10 +37,6 @@ export function messageFrame(t: '#control' | '#data', body: { [key: string]: Lex
   return concat(cborEncode({ op: 1, t }), cborEncode(body));
 }
 
-export function errorFrame(error: string, message: string): Uint8Array {
-  return concat(cborEncode({ op: -1 }), cborEncode({ error, message }));
-}
-
 /** A stored LogLine as a `#control` or `#data` message of `workflow`. */
 export function logMessage(workflow: string, text: string): Uint8Array {
   const l = JSON.parse(text) as StoredLine;
@@ -61,6 +58,13 @@ export function logMessage(workflow: string, text: string): Uint8Array {
     content: l.content,
     stream: l.stream === 'stderr' ? 'stderr' : 'stdout',
   });
+}
+
+function refuseJson(socket: Duplex, status: 400 | 404, body: { error: string; message: string }): void {
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 400 ? 'Bad Request' : 'Not Found'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -85,13 +89,37 @@ export class PipelineLogSubscriptions {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const selected = this.select(new URL(req.url ?? '/', 'http://localhost').searchParams);
+    if ('refused' in selected) {
+      const [status, error, message] = selected.refused;
+      refuseJson(socket, status, { error, message });
+      return;
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', (err) => this.d.log.debug({ err: err.message }, 'subscribePipelineLogs client error'));
-      this.serve(ws, new URL(req.url ?? '/', 'http://localhost').searchParams).catch((err: unknown) => {
+      this.serve(ws, selected.pipeline, selected.names).catch((err: unknown) => {
         this.d.log.warn({ err }, 'subscribePipelineLogs failed; closing');
         ws.terminate();
       });
     });
+  }
+
+  /** The pipeline (by TID) and the workflows to follow (all by default), or why not. */
+  private select(
+    params: URLSearchParams,
+  ):
+    | { pipeline: { knot: string; rkey: string }; names: string[] }
+    | { refused: [400 | 404, 'BadRequest' | 'NotFound', string] } {
+    const tid = params.get('pipeline');
+    if (!tid || !TID.test(tid)) return { refused: [400, 'BadRequest', 'pipeline: expected a TID'] };
+    const pipeline = this.d.store.pipelineByTid(tid);
+    if (!pipeline) return { refused: [404, 'NotFound', `no pipeline ${tid}`] };
+    const all = this.d.store.workflowsOf(pipeline.knot, pipeline.rkey).map((w) => w.name);
+    const wanted = params.getAll('workflows');
+    const unknown = wanted.find((w) => !all.includes(w));
+    if (unknown !== undefined)
+      return { refused: [404, 'NotFound', `pipeline ${tid} has no workflow ${JSON.stringify(unknown)}`] };
+    return { pipeline, names: wanted.length > 0 ? [...new Set(wanted)] : all };
   }
 
   async close(): Promise<void> {
@@ -99,21 +127,11 @@ export class PipelineLogSubscriptions {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private async serve(ws: WebSocket, params: URLSearchParams): Promise<void> {
-    const fail = async (error: string, message: string) => {
-      await sendAll(ws, [errorFrame(error, message)]);
-      ws.close(1008, error);
-    };
-    const tid = params.get('pipeline');
-    if (!tid || !TID.test(tid)) return fail('InvalidRequest', 'pipeline: expected a TID');
-    const pipeline = this.d.store.pipelineByTid(tid);
-    if (!pipeline) return fail('PipelineNotFound', `no pipeline ${tid}`);
-    const all = this.d.store.workflowsOf(pipeline.knot, pipeline.rkey).map((w) => w.name);
-    const wanted = params.getAll('workflows');
-    const unknown = wanted.find((w) => !all.includes(w));
-    if (unknown !== undefined)
-      return fail('WorkflowNotFound', `pipeline ${tid} has no workflow ${JSON.stringify(unknown)}`);
-    const names = wanted.length > 0 ? [...new Set(wanted)] : all;
+  private async serve(
+    ws: WebSocket,
+    pipeline: { knot: string; rkey: string },
+    names: string[],
+  ): Promise<void> {
     const deps = { ...this.d };
     const done = await Promise.all(
       names.map((name) =>

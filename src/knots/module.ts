@@ -12,6 +12,7 @@ import { PIPELINE_NSID } from '../pipelines/pipeline.ts';
 import { isNewShapeRefUpdate, publishPushIntake, REF_UPDATE_NSID } from '../pipelines/push-intake.ts';
 import { KnotConsumers } from './knot-consumer.ts';
 import type { KnotFrame } from './knot-frame.ts';
+import { knotVersion, REPO_DID_CAPABILITY } from './knot-version.ts';
 import { RepoEvents } from './repo-events.ts';
 
 const RKEY = /^[A-Za-z0-9._~:-]{1,512}$/;
@@ -49,11 +50,28 @@ export function createKnots(
     publishPushIntake(queue, { knot, rkey: frame.rkey, event, receivedAt: Date.now() });
   };
 
+  // A knot that reports its capabilities says its generation up front; one that does not is
+  // recognised by what it sends (a ref update with a repo DID marks it "new").
+  const probed = new Set<string>();
+  const probe = async (knot: string): Promise<void> => {
+    if (probed.has(knot)) return;
+    probed.add(knot);
+    const v = await knotVersion(knot, { dev: ctx.config.dev, log });
+    if (!v?.capabilities) return;
+    const isNew = v.capabilities.includes(REPO_DID_CAPABILITY);
+    log.info(
+      { knot, version: v.version, capabilities: v.capabilities, generation: isNew ? 'new' : 'legacy' },
+      'knot capabilities',
+    );
+    if (isNew && runKeys.markNew(knot)) log.info({ knot }, 'knot reports repo DIDs: pushes are built here');
+  };
+
   const knots = new KnotConsumers({
     dev: ctx.config.dev,
     cursors: ctx.cursors,
     log,
     onFrame,
+    onOpen: (knot) => void probe(knot),
     minBackoffMs: options.backoffMs?.min,
     maxBackoffMs: options.backoffMs?.max,
   });

@@ -4,8 +4,8 @@
  *
  * Order of checks: service auth (403 `Auth`), the body against the method's lexicon (400
  * `InvalidRequest`), the repository and pipeline (400 `RepoNotFound`/`PipelineNotFound`/
- * `WorkflowNotFound`), then the caller's rights (401 `AccessControl`, as the secret methods
- * answer). Triggering needs push rights on the repository; cancelling is also allowed to the
+ * `WorkflowNotFound`), then the caller's rights (400 `AccessControl`, as upstream answers here;
+ * the secret methods answer 401). Triggering needs push rights on the repository; cancelling is also allowed to the
  * spindle's owner. A cancel of workflows that have all finished changes nothing and answers
  * 400 `AlreadyFinished` naming them; otherwise 200 with what was done, which the lexicon does
  * not define and clients may ignore.
@@ -135,9 +135,10 @@ function belongsTo(p: PipelineRow, repo: RepoRow): boolean {
     : p.knot === repo.knot && p.repoOwner === repo.owner && p.repoName === repo.name;
 }
 
+/** Upstream answers 400 here (the secret methods answer 401 for the same refusal). */
 function denied(did: string): XrpcError {
   return new XrpcError(
-    401,
+    400,
     'AccessControl',
     `DID does not have sufficent access permissions for this operation: ${did}`,
   );
