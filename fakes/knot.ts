@@ -83,11 +83,26 @@ export class FakeKnot {
     }, pingMs);
   }
 
-  static async start(options: { legacy?: boolean; pingMs?: number } = {}): Promise<FakeKnot> {
+  static async start(
+    options: {
+      legacy?: boolean;
+      pingMs?: number;
+      /** The knot's clock runs this far from ours (legacy cursors are compared against it). */
+      clockSkewMs?: number;
+      /** Close 1013 instead of sending a backlog longer than this (after sending this many). */
+      overloadAt?: number;
+    } = {},
+  ): Promise<FakeKnot> {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return new FakeKnot(server, options.legacy ?? false, options.pingMs ?? 30_000);
+    const knot = new FakeKnot(server, options.legacy ?? false, options.pingMs ?? 30_000);
+    knot.clockSkewMs = options.clockSkewMs ?? 0;
+    knot.overloadAt = options.overloadAt;
+    return knot;
   }
+
+  private clockSkewMs = 0;
+  private overloadAt: number | undefined;
 
   /** `127.0.0.1:<port>`: the knot's host name as repo records carry it. */
   get host(): string {
@@ -137,13 +152,21 @@ export class FakeKnot {
   }
 
   private now(): bigint {
-    const wall = BigInt(Date.now()) * 1_000_000n;
+    const wall = BigInt(Date.now() + this.clockSkewMs) * 1_000_000n;
     return wall > this.lastCreated ? wall : this.lastCreated;
   }
 
-  /** At most 100 rows after the subscriber's cursor, as the knot's GetEvents does. */
+  /**
+   * Sends the rows after the subscriber's cursor. A legacy knot's GetEvents sends at most 100 per
+   * notification; a 2026 knot drains its whole backlog, or, when it has more
+   * than `overloadAt` to send, sends that many and closes 1013 (try again later).
+   */
   private flush(sub: Sub): void {
-    const batch = this.rows.filter((r) => r.created > sub.cursor).slice(0, 100);
+    const pending = this.rows.filter((r) => r.created > sub.cursor);
+    const overloaded = this.overloadAt !== undefined && pending.length > this.overloadAt;
+    const batch = this.legacy
+      ? pending.slice(0, 100)
+      : pending.slice(0, overloaded ? this.overloadAt : undefined);
     for (const r of batch) {
       const envelope = this.legacy
         ? `{"event":${JSON.stringify(r.event)},"nsid":${JSON.stringify(r.nsid)},"rkey":${JSON.stringify(r.rkey)}}`
@@ -151,5 +174,6 @@ export class FakeKnot {
       sub.ws.send(envelope);
       sub.cursor = r.created;
     }
+    if (overloaded) sub.ws.close(1013, 'try again later');
   }
 }

@@ -1,8 +1,9 @@
 /**
  * A fake PLC directory and PDS in one HTTP server: `GET /<did:plc>` answers a DID document
  * whose `#atproto_pds` service points back at this server, and
- * `GET /xrpc/com.atproto.repo.listRecords?repo&collection&limit&cursor` pages through the
- * records stored here in record-key order, as a PDS does;
+ * `GET /xrpc/com.atproto.repo.listRecords?repo&collection&limit&cursor&reverse` pages through
+ * the records stored here newest (highest record key) first, with a cursor on every non-empty
+ * page, as a PDS does;
  * `GET /xrpc/com.atproto.repo.getRecord?repo&collection&rkey` answers one record (400
  * `RecordNotFound` when absent) and `GET /xrpc/com.atproto.sync.getBlob?did&cid` a stored blob's
  * bytes (400 `BlobNotFound`), blobs being addressed by their real raw-sha256 CID.
@@ -166,9 +167,12 @@ export class FakePds {
       json(res, 400, { error: 'RepoNotFound', message: `Could not find repo: ${repo}` });
       return;
     }
+    // As the PDS does: newest (highest rkey) first unless `reverse=true`; the cursor is the last
+    // rkey of any non-empty page, and the next page continues past it.
+    const ascending = q.get('reverse') === 'true';
     const rows = [...(records.get(collection) ?? new Map()).entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .filter(([rkey]) => cursor === null || rkey > cursor)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0) * (ascending ? 1 : -1))
+      .filter(([rkey]) => cursor === null || (ascending ? rkey > cursor : rkey < cursor))
       .slice(0, limit);
     const body: Record<string, unknown> = {
       records: rows.map(([rkey, value]) => ({
@@ -177,7 +181,7 @@ export class FakePds {
         value,
       })),
     };
-    if (rows.length === limit) body.cursor = rows.at(-1)![0];
+    if (rows.length > 0) body.cursor = rows.at(-1)![0];
     json(res, 200, body);
   }
 }

@@ -54,7 +54,7 @@ function consumers(
   return knots;
 }
 
-async function fakeKnot(options: { legacy?: boolean } = {}): Promise<FakeKnot> {
+async function fakeKnot(options: Parameters<typeof FakeKnot.start>[0] = {}): Promise<FakeKnot> {
   const k = await FakeKnot.start(options);
   fakes.push(k);
   return k;
@@ -233,6 +233,48 @@ describe('KnotConsumers', () => {
     await waitFor(() => k.connected === 0, 'the close');
     k.emit('sh.tangled.pipeline', 'p3', PIPELINE);
     await waitFor(() => received.some((r) => r.frame.rkey === 'p3'), 'p3 after the reconnect');
-    expect(k.connections.at(-1)).toBe(`/events?cursor=${at - 1_000_000_000n}`);
+    // Resumed exactly, not rewound: a rewind would hand an overloaded knot the same backlog again.
+    expect(k.connections.at(-1)).toBe(`/events?cursor=${at}`);
+  });
+
+  it('reads a 2026 knot’s whole backlog after a reconnect, also from one that closes 1013 on large backlogs', async () => {
+    for (const overloadAt of [undefined, 120]) {
+      const received: Array<{ knot: string; frame: KnotFrame }> = [];
+      const k = await fakeKnot({ overloadAt });
+      await consumers(received).reconcile([k.host]);
+      await waitFor(() => k.connected === 1, 'the connection');
+      k.emit('sh.tangled.pipeline', 'first', PIPELINE);
+      await waitFor(() => received.length === 1, 'the first frame');
+      k.dropConnections();
+      await waitFor(() => k.connected === 0, 'the drop');
+      const backlog = Array.from({ length: 350 }, (_, i) => `b${i}`);
+      for (const r of backlog) k.emit('sh.tangled.pipeline', r, PIPELINE);
+      await waitFor(
+        () => backlog.every((r) => received.some((x) => x.frame.rkey === r)),
+        `the backlog (overloadAt ${overloadAt})`,
+        15_000,
+      );
+      const counts = new Map<string, number>();
+      for (const r of received) counts.set(r.frame.rkey, (counts.get(r.frame.rkey) ?? 0) + 1);
+      // Nothing is lost, and after a 1013 nothing is asked for twice.
+      expect(backlog.filter((r) => counts.get(r) !== 1)).toEqual([]);
+      await knots?.stop();
+      knots = undefined;
+      db.close();
+      cleanup();
+    }
+  });
+
+  it('rides out a legacy knot whose clock runs 30 s behind ours: events sent while away arrive', async () => {
+    const received: Array<{ knot: string; frame: KnotFrame }> = [];
+    const k = await fakeKnot({ legacy: true, clockSkewMs: -30_000 });
+    await consumers(received).reconcile([k.host]);
+    await waitFor(() => k.connected === 1, 'the connection');
+    k.emit('sh.tangled.pipeline', 'p1', PIPELINE);
+    await waitFor(() => received.length === 1, 'p1');
+    k.dropConnections();
+    await waitFor(() => k.connected === 0, 'the drop');
+    k.emit('sh.tangled.pipeline', 'p2', PIPELINE); // dated 30 s before our cursor, by the knot's clock
+    await waitFor(() => received.some((r) => r.frame.rkey === 'p2'), 'p2 after the reconnect');
   });
 });

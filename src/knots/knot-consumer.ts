@@ -18,6 +18,8 @@ export interface KnotConsumerOptions {
   onFrame: (knot: string, frame: KnotFrame) => void | Promise<void>;
   /** How far to rewind the stored cursor on reconnect (default 5 s). */
   rewindNs?: bigint;
+  /** How far for a knot that sends no `created`, or has not yet (default 5 min: clock skew). */
+  legacyRewindNs?: bigint;
   minBackoffMs?: number;
   maxBackoffMs?: number;
   onOpen?: (knot: string, url: string) => void;
@@ -103,6 +105,10 @@ export class KnotConsumers {
     const log = this.o.log.child({ knot });
     const rewind = this.o.rewindNs ?? 5_000_000_000n;
     let floor: bigint | undefined;
+    // Legacy knots send no `created`: their cursors are our clock against theirs, so resuming
+    // rewinds further to ride out clock skew (replays are deduplicated by intake).
+    let sawCreated = false;
+    const legacyRewind = this.o.legacyRewindNs ?? 300_000_000_000n;
     /** The stored cursor is our clock at the first connection, not yet a frame's `created`. */
     let provisional = false;
     const stream = new StreamClient({
@@ -149,9 +155,12 @@ export class KnotConsumers {
           'knot frame over the size limit skipped without its place; resuming from now, events in between may be skipped',
         );
       },
-      url: () => {
+      url: ({ lastClose }) => {
         const stored = this.o.cursors.get(key);
-        let cursor = stored !== undefined && stored > rewind ? stored - rewind : undefined;
+        // A knot that closed with 1013 (overloaded) is resumed exactly where we are: rewinding
+        // would hand it the same backlog again, and it would close again.
+        const back = lastClose === 1013 ? 0n : sawCreated ? rewind : legacyRewind;
+        let cursor = stored !== undefined && stored > back ? stored - back : undefined;
         // Not back past a frame skipped as oversized: the knot would send it again.
         if (floor !== undefined && (cursor === undefined || cursor < floor)) cursor = floor;
         return `${this.o.dev ? 'ws' : 'wss'}://${knot}/events${cursor !== undefined ? `?cursor=${cursor}` : ''}`;
@@ -167,6 +176,7 @@ export class KnotConsumers {
           log.warn({ bytes: text.length, start: text.slice(0, 80) }, 'malformed knot frame skipped');
           return;
         }
+        if (frame.created !== undefined) sawCreated = true;
         if (WANTED.has(frame.nsid)) await this.o.onFrame(knot, frame);
         this.advance(key, frame, log, provisional);
         provisional = false;

@@ -21,8 +21,11 @@ import { WebSocket } from 'ws';
 import type { Logger } from '../logger.ts';
 
 export interface StreamClientOptions {
-  /** The URL to dial, built anew for every attempt (it carries the cursor). */
-  url: () => string;
+  /**
+   * The URL to dial, built anew for every attempt (it carries the cursor). `lastClose` is the
+   * close code that ended the previous connection, if the peer sent one.
+   */
+  url: (context: { lastClose?: number }) => string;
   onFrame: (text: string) => Promise<void> | void;
   log: Logger;
   minBackoffMs?: number;
@@ -67,6 +70,7 @@ export class StreamClient {
   private retryTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private closedWaiters: Array<() => void> = [];
+  private lastClose: number | undefined;
   /** The next connection reads one oversized frame under the allowance, to skip it. */
   private allowance = false;
   /** The frame whose handler failed last, and how many times in a row. */
@@ -118,7 +122,7 @@ export class StreamClient {
 
   private connect(): void {
     if (this.stopped) return;
-    const url = this.o.url();
+    const url = this.o.url({ lastClose: this.lastClose });
     const allowance = this.allowance;
     const ws = new WebSocket(url, {
       maxPayload: allowance
@@ -258,6 +262,7 @@ export class StreamClient {
     });
     ws.on('close', (code) => {
       clearInterval(watchdog);
+      this.lastClose = code;
       for (const resolve of this.closedWaiters.splice(0)) resolve();
       if (this.stopped) return;
       const delay = resumeNow ? 0 : this.backoff();
