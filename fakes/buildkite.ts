@@ -57,6 +57,13 @@ export interface JobScript {
    * build's `env` (what a real job sees of the env given at create time).
    */
   echo?: string[];
+  /** One line of `\r`-separated progress updates after `echo` (a terminal shows the last). */
+  progress?: string[];
+  /**
+   * While the job runs, its log ends with the first half of the next line, no newline yet: log
+   * chunks that end mid-line, as a real agent's uploads do.
+   */
+  partialTail?: boolean;
   exitStatus?: number;
   /** The job times out instead of finishing. */
   timesOut?: boolean;
@@ -543,13 +550,20 @@ export class FakeBuildkite {
       { t: j.startAt, text: '~~~ Running script' },
       { t: j.startAt, text: `\x1b[90m$\x1b[0m ${j.script.command}` },
       ...(j.script.echo ?? []).map((text) => ({ t: j.startAt, text })),
+      ...(j.script.progress ? [{ t: j.startAt, text: j.script.progress.join('\r') }] : []),
     ];
+    const lineText = (i: number) => `line ${i + 1} of ${j.script.name}`;
     for (let i = 0; i < printed; i++)
-      lines.push({
-        t: Math.floor(j.startAt + (i / j.script.lines) * span),
-        text: `line ${i + 1} of ${j.script.name}`,
-      });
-    return agentLog(lines);
+      lines.push({ t: Math.floor(j.startAt + (i / j.script.lines) * span), text: lineText(i) });
+    const log = agentLog(lines);
+    if (j.script.partialTail && printed < j.script.lines && upTo < stop) {
+      // Half of the next line, its timestamp escape included: the upload cut it mid-line.
+      const next = agentLog([
+        { t: Math.floor(j.startAt + (printed / j.script.lines) * span), text: lineText(printed) },
+      ]).bytes;
+      log.bytes = Buffer.concat([log.bytes, next.subarray(0, Math.floor(next.length / 2))]);
+    }
+    return log;
   }
 
   private tick(): void {

@@ -224,11 +224,19 @@ describe('the Buildkite runner', () => {
     expect(app.history(pipeline, 'steady.yml')).toEqual(['pending', 'running', 'success']);
   }, 30_000);
 
-  it('streams a running job’s log to a /logs watcher, then closes 1000', async () => {
+  it('streams a running job’s log to a /logs watcher, then closes 1000, whole lines only, progress as a terminal shows it', async () => {
     bk.script('long', {
       startAfterMs: 50,
       runMs: 6000,
-      jobs: [{ name: 'build', command: 'make', lines: 60 }],
+      jobs: [
+        {
+          name: 'build',
+          command: 'make',
+          lines: 60,
+          progress: ['Downloading 10%', 'Downloading 60%', 'Downloading 100%'],
+          partialTail: true,
+        },
+      ],
     });
     const pipeline = run([workflow('live.yml', 'long')]);
     await waitFor(() => app.latest(pipeline)['live.yml']?.status === 'running', 'the build to run', 15_000);
@@ -242,7 +250,12 @@ describe('the Buildkite runner', () => {
     );
     expect(logs.closeCode).toBe(1000);
     expect(seenAt.some((t) => t < endAt)).toBe(true);
-    expect(logs.steps[0]!.body.filter((l) => l.startsWith('line '))).toHaveLength(60);
+    // Uploads cut lines in half while the job runs: each line still arrives once, whole.
+    expect(logs.steps[0]!.body.filter((l) => l.startsWith('line '))).toEqual(
+      Array.from({ length: 60 }, (_, i) => `line ${i + 1} of build`),
+    );
+    expect(logs.steps[0]!.body).toContain('Downloading 100%');
+    expect(logs.steps[0]!.body.filter((l) => l.includes('Downloading'))).toEqual(['Downloading 100%']);
   }, 40_000);
 
   it('without HEAD/Range support and with upload lag, a watcher still gets every line once, job by job', async () => {
