@@ -184,6 +184,8 @@ export class FakeBuildkite {
   readonly tokens = new Map<string, { user: UserSnap; scopes: string[] }>();
   /** Share (0–1) of API answers replaced by a 502. */
   failRate = 0;
+  /** Share (0–1) of build creates that are committed and then answered 500 (spec §10.4). */
+  commitThenFailRate = 0;
   /** Share of webhooks not delivered, and of those delivered twice. */
   dropRate = 0;
   duplicateRate = 0;
@@ -827,8 +829,8 @@ export class FakeBuildkite {
         );
     }
     const build = this.newBuild(org, pipeline, body, user);
-    if (this.committedButFailed > 0) {
-      this.committedButFailed--;
+    if (this.committedButFailed > 0 || Math.random() < this.commitThenFailRate) {
+      if (this.committedButFailed > 0) this.committedButFailed--;
       return send(res, 500, { message: 'Internal Server Error' }, rate);
     }
     send(res, 201, buildJson(this.origins, this.snapshot(build, build.createdAt)), rate);

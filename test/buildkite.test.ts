@@ -440,7 +440,7 @@ describe('the Buildkite runner', () => {
     expect(app.latest(pipeline)['done.yml']?.status).toBe('success');
   }, 40_000);
 
-  it('under 5xx, 429 bursts and half the webhooks lost, and a SIGKILL midway, runs every workflow once to its status within budget', async () => {
+  it('under 5xx, creates committed then answered 500 at random, 429 bursts, half the webhooks lost and a SIGKILL midway, runs every workflow once to its status within budget', async () => {
     const pipelines = Number(process.env.BK_CHAOS_PIPELINES ?? 200);
     bk.script('chaos', { startAfterMs: 50, runMs: 300, jobs: [{ name: 't', command: 'true', lines: 3 }] });
     bk.script('chaosfail', {
@@ -449,6 +449,7 @@ describe('the Buildkite runner', () => {
       jobs: [{ name: 'f', command: 'false', lines: 3, exitStatus: 2 }],
     });
     bk.failRate = 0.2;
+    bk.commitThenFailRate = 0.1;
     bk.dropRate = 0.5;
     bk.duplicateRate = 0.1;
     bk.maxDelayMs = 300;
@@ -491,6 +492,7 @@ describe('the Buildkite runner', () => {
       expect(latest['c.yml']!.exitCode).toBe(2);
     }
     bk.failRate = 0;
+    bk.commitThenFailRate = 0;
     bk.dropRate = 0;
     const perRun = bk.buildsPerRequest();
     for (const key of keys)
