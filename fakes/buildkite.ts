@@ -44,7 +44,7 @@ export const AUTH_REQUIRED =
 const RATE_LIMITED = 'You have exceeded your API rate limit.';
 const ALL_SCOPES = ['read_builds', 'write_builds', 'read_build_logs', 'write_build_logs', 'read_job_env'];
 const TERMINAL_BUILD = ['passed', 'failed', 'canceled', 'skipped', 'not_run'];
-const FINISHED_JOB = ['passed', 'failed', 'canceled', 'timed_out', 'unblocked'];
+const FINISHED_JOB = ['passed', 'failed', 'canceled', 'timed_out', 'unblocked', 'broken', 'expired'];
 const CANCEL_MS = 100;
 
 export interface JobScript {
@@ -65,6 +65,8 @@ export interface JobScript {
    */
   partialTail?: boolean;
   exitStatus?: number;
+  /** The job ends `broken` (its agent lost, say) or `expired` (no agent took it), with no exit status. */
+  endState?: 'broken' | 'expired';
   /** The job times out instead of finishing. */
   timesOut?: boolean;
   softFailed?: boolean;
@@ -80,12 +82,18 @@ export interface BuildScript {
   blocked?: boolean;
   /** The REST `state` of a blocked build (default `passed`). */
   blockedState?: 'passed' | 'failed' | 'running';
+  /** The build reports `creating` for this long after it is created (pipeline upload). */
+  creatingMs?: number;
+  /** The build ends this way after `startAfterMs`, no job having run (a newer build superseded it, or every step was filtered out). */
+  outcome?: 'skipped' | 'not_run';
+  /** A `wait` step between the jobs (a waiter job, which has no state of its own to fail). */
+  waiter?: boolean;
 }
 
 export interface FakeJob {
   id: string;
   stepId: string;
-  type: 'script' | 'manual';
+  type: 'script' | 'manual' | 'waiter';
   script: JobScript;
   createdAt: number;
   startAt: number;
@@ -390,6 +398,8 @@ export class FakeBuildkite {
   }
 
   private jobState(b: FakeBuild, j: FakeJob, now: number): string {
+    // A wait step: waiting until the jobs before it end, then (always) passed.
+    if (j.type === 'waiter') return now >= j.startAt ? 'passed' : 'waiting';
     if (j.type === 'manual') {
       if (j.unblockedAt !== undefined) return 'unblocked';
       return now >= j.startAt ? 'blocked' : 'waiting';
@@ -398,7 +408,12 @@ export class FakeBuildkite {
       return now >= j.canceledAt ? 'canceled' : 'canceling';
     if (j.canceledAt !== undefined && now < j.startAt) return now >= j.canceledAt ? 'canceled' : 'scheduled';
     if (now < j.startAt) return now < b.createdAt + b.script.startAfterMs ? 'scheduled' : 'waiting';
+    // An agent takes the job in steps before it runs: assigned, then accepted.
+    const warmup = Math.min(100, (j.endAt - j.startAt) / 4);
+    if (now < j.startAt + warmup / 2) return 'assigned';
+    if (now < j.startAt + warmup) return 'accepted';
     if (now < j.endAt) return 'running';
+    if (j.script.endState) return j.script.endState;
     if (j.script.timesOut) return 'timed_out';
     return (j.script.exitStatus ?? 0) === 0 ? 'passed' : 'failed';
   }
@@ -412,15 +427,17 @@ export class FakeBuildkite {
 
   private realState(b: FakeBuild, now: number): string {
     if (b.cancelAt !== undefined) return now >= b.cancelAt ? 'canceled' : 'canceling';
+    if (now < b.createdAt + (b.script.creatingMs ?? 0)) return 'creating';
     if (now < b.createdAt + b.script.startAfterMs) return 'scheduled';
+    if (b.script.outcome) return b.script.outcome;
     const states = this.latest(b).map((j) => this.jobState(b, j, now));
     const failed = this.latest(b).some(
       (j) =>
         j.type === 'script' &&
         !j.script.softFailed &&
-        ['failed', 'timed_out'].includes(this.jobState(b, j, now)),
+        ['failed', 'timed_out', 'broken', 'expired'].includes(this.jobState(b, j, now)),
     );
-    if (states.some((s) => s === 'running' || s === 'scheduled' || s === 'waiting'))
+    if (states.some((s) => ['running', 'scheduled', 'waiting', 'assigned', 'accepted'].includes(s)))
       return failed ? 'failing' : 'running';
     if (states.includes('blocked')) return b.script.blockedState ?? (failed ? 'failed' : 'passed');
     return failed ? 'failed' : 'passed';
@@ -540,7 +557,7 @@ export class FakeBuildkite {
   }
 
   private logAt(j: FakeJob, now: number): { bytes: Buffer; headerTimesNs: bigint[] } {
-    if (now < j.startAt || j.type === 'manual' || j.logDeleted)
+    if (now < j.startAt || j.type !== 'script' || j.logDeleted)
       return { bytes: Buffer.alloc(0), headerTimesNs: [] };
     const stop = Math.min(j.canceledAt ?? j.endAt, j.endAt);
     if (now >= stop && now < stop + this.logLagMs) return { bytes: Buffer.alloc(0), headerTimesNs: [] };
@@ -869,6 +886,16 @@ export class FakeBuildkite {
       at += script.runMs;
       return job;
     });
+    if (script.waiter && jobs.length > 1)
+      jobs.splice(1, 0, {
+        id: randomUUID(),
+        stepId: randomUUID(),
+        type: 'waiter',
+        script: { name: '', command: '', lines: 0 },
+        createdAt,
+        startAt: jobs[0]!.endAt,
+        endAt: jobs[0]!.endAt,
+      });
     if (script.blocked)
       jobs.push({
         id: randomUUID(),

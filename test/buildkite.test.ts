@@ -179,6 +179,55 @@ describe('the Buildkite runner', () => {
     );
   }, 30_000);
 
+  it('follows builds through creating, waiter jobs and jobs assigned then accepted, and reports skipped, not_run, broken and expired builds', async () => {
+    const step = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      command: `make ${name}`,
+      lines: 2,
+      ...extra,
+    });
+    bk.script('staged', {
+      creatingMs: 400,
+      startAfterMs: 600,
+      runMs: 400,
+      waiter: true,
+      jobs: [step('one'), step('two')],
+    });
+    bk.script('superseded', { startAfterMs: 100, runMs: 100, outcome: 'skipped', jobs: [step('never')] });
+    bk.script('filtered', { startAfterMs: 100, runMs: 100, outcome: 'not_run', jobs: [step('never')] });
+    bk.script('lostagent', { startAfterMs: 50, runMs: 300, jobs: [step('flaky', { endState: 'broken' })] });
+    bk.script('noagent', { startAfterMs: 50, runMs: 300, jobs: [step('queued', { endState: 'expired' })] });
+    const pipeline = run([
+      workflow('staged.yml', 'staged'),
+      workflow('skipped.yml', 'superseded'),
+      workflow('notrun.yml', 'filtered'),
+      workflow('broken.yml', 'lostagent'),
+      workflow('expired.yml', 'noagent'),
+    ]);
+    const latest = await finished(pipeline, 5);
+    expect(latest['staged.yml']).toMatchObject({ status: 'success' });
+    expect(latest['skipped.yml']).toMatchObject({ status: 'cancelled' });
+    expect(latest['notrun.yml']).toMatchObject({ status: 'cancelled' });
+    expect(latest['broken.yml']).toMatchObject({
+      status: 'failed',
+      error: 'step "flaky" broken on Buildkite',
+    });
+    expect(latest['expired.yml']).toMatchObject({
+      status: 'failed',
+      error: 'step "queued" expired on Buildkite',
+    });
+    for (const w of ['staged.yml', 'broken.yml', 'expired.yml'])
+      expect(app.history(pipeline, w), w).toEqual([
+        'pending',
+        'running',
+        w === 'staged.yml' ? 'success' : 'failed',
+      ]);
+    // Both jobs' logs, around the waiter, and nothing for the waiter itself.
+    const logs = await readLogs(s.daemon.base, { knot: s.knot.host, rkey: pipeline, workflow: 'staged.yml' });
+    expect(logs.closeCode).toBe(1000);
+    expect(logs.steps.map((st) => st.title)).toEqual(['one', 'two']);
+  }, 40_000);
+
   it('never creates two builds when a create is committed but answered 500', async () => {
     bk.failAfterCommit(1);
     const pipeline = run([workflow('once.yml', 'app')]);
