@@ -18,7 +18,7 @@ import {
   startStack,
   stubWorkflow,
 } from './support/stack.ts';
-import { sleep, waitFor } from './support/wait.ts';
+import { waitFor } from './support/wait.ts';
 
 const TID = /^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$/;
 const REPO = 'did:plc:hellorepo';
@@ -56,6 +56,30 @@ interface Announced {
 function pipelinesFor(sha: string): Array<[string, Announced]> {
   return ([...app.pipelines.entries()] as Array<[string, Announced]>).filter(
     ([, p]) => p.triggerMetadata.push?.newSha === sha,
+  );
+}
+
+/** Every intake message handled, held ones included: no pipeline can still appear from them. */
+async function intakeIdle(): Promise<void> {
+  await waitFor(
+    () => {
+      const db = new Database(s.db, { readonly: true });
+      try {
+        return (
+          (
+            db
+              .prepare(
+                `SELECT count(*) AS n FROM queue_delivery WHERE topic IN ('push.intake', 'pipeline.intake')`,
+              )
+              .get() as { n: number }
+          ).n === 0
+        );
+      } finally {
+        db.close();
+      }
+    },
+    'every intake message handled',
+    20_000,
   );
 }
 
@@ -122,7 +146,7 @@ describe('push pipelines built from new-shape refUpdate (2026 §3.2–3.5)', () 
     const sentinel = push({ '.tangled/workflows/ci.yml': CI, 'c.txt': 'x' });
     s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(REPO, sentinel));
     await finishedPipeline(sentinel);
-    await sleep(1500);
+    await intakeIdle();
     expect(app.pipelines.size).toBe(before + 1);
     expect(pipelinesFor(sentinel)).toHaveLength(1);
     expect(s.daemon.logs()).toContain('"msg":"push skipped by push option"');
@@ -242,7 +266,7 @@ describe('per-knot mode and dedup (2026 §4.3, §4.5)', () => {
         expect(tid).toBe(knotRkey);
         expect(record.triggerMetadata.repo.repoDid).toBe(repoDid);
         expect(record.triggerMetadata.repo.repo).not.toBe('burst');
-        await sleep(600);
+        await intakeIdle();
         expect(pipelinesFor(sha)).toHaveLength(1);
         expect(app.history(tid, 'ci.yml')).toEqual(['pending', 'running', 'success']);
       }
@@ -258,11 +282,18 @@ describe('per-knot mode and dedup (2026 §4.3, §4.5)', () => {
         const sha = knot.git.commit(repoDid, { '.tangled/workflows/ci.yml': CI, 'n.txt': String(i) });
         const knotRkey = rkey();
         knot.emit('sh.tangled.pipeline', knotRkey, knotPipeline(knot, 'reverse', repoDid, sha));
-        await sleep(50);
+        // The knot's pipeline is taken in (run, or lent to the push) before the ref update comes.
+        await waitFor(
+          () =>
+            new RegExp(`"rkey":"${knotRkey}"[^\\n]*"msg":"pipeline (accepted|deferred)"`).test(
+              s.daemon.logs(),
+            ),
+          'the knot pipeline taken in',
+        );
         knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(repoDid, sha));
         const [tid] = await finishedPipeline(sha);
         expect(tid).toBe(knotRkey);
-        await sleep(600);
+        await intakeIdle();
         expect(pipelinesFor(sha)).toHaveLength(1);
       }
     } finally {

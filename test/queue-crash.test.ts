@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROOT, type Spawned, spawnNode } from './support/process.ts';
 import { tempDir } from './support/temp.ts';
-import { sleep, waitFor } from './support/wait.ts';
+import { waitFor } from './support/wait.ts';
 
 const WORKER = join(ROOT, 'test/fixtures/queue-worker.ts');
 const running: Spawned[] = [];
@@ -73,7 +73,8 @@ describe('queue across process crashes', () => {
     const republish = JSON.parse(c.stdout().split('\n')[0]!);
     expect(republish).toMatchObject({ id: 'acked-1', published: false });
     await waitFor(() => deliveries(record).filter((d) => d.id === 'inflight-1').length === 2, 'redelivery');
-    await sleep(1500); // more than two further visibility timeouts: nothing else may arrive
+    // Every delivery is acked: nothing is left that could arrive again.
+    await waitFor(() => pendingDeliveries(db) === 0, 'every delivery acked');
     c.child.kill('SIGTERM');
     expect(await c.exited).toBe(0);
 

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { tempDir } from '../../test/support/temp.ts';
-import { sleep, waitFor } from '../../test/support/wait.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { type Db, openDatabase } from '../db/database.ts';
 import { EventStore } from '../db/event-store.ts';
 import { type HttpServer, listen } from '../http/server.ts';
@@ -90,11 +90,11 @@ describe('/events', () => {
       await start();
       appendStatuses(3);
       const c = await connect(query);
-      await sleep(50);
       appendStatuses(2, 3);
-      await waitFor(() => c.frames.length === 2, 'two live frames');
-      await sleep(50);
-      expect(rkeys(c)).toEqual(['rkey00003', 'rkey00004']);
+      // A sentinel after them: once it is here, anything old would have come before it.
+      appendStatuses(1, 5);
+      await waitFor(() => rkeys(c).includes('rkey00005'), 'the sentinel');
+      expect(rkeys(c)).toEqual(['rkey00003', 'rkey00004', 'rkey00005']);
     },
   );
 
@@ -161,9 +161,9 @@ describe('/events', () => {
     expect(again.created).toBe(first.created);
     expect(again.event).toBe('{"status":"pending"}');
     const c = await connect('?cursor=-1');
-    await waitFor(() => c.frames.length === 1, 'one frame');
-    await sleep(50);
-    expect(c.frames).toHaveLength(1);
+    env.log.append(STATUS, 'sentinel', { status: 'success' });
+    await waitFor(() => c.frames.length >= 2, 'the sentinel');
+    expect(rkeys(c)).toEqual(['same', 'sentinel']);
   });
 
   it('fans live events out to every client', async () => {
