@@ -21,6 +21,16 @@ describe('RequestBudget', () => {
     expect(starts[6]).toBeGreaterThanOrEqual(390);
   });
 
+  it('takes the API’s count of what is left when it is lower than its own (a restart, another client)', async () => {
+    const budget = new RequestBudget(5, 60_000);
+    await budget.take();
+    budget.sync(1); // the API has seen four requests, this process one
+    await budget.take();
+    expect(budget.pressure()).toBe(1);
+    budget.sync(3); // a higher count never frees anything
+    expect(budget.pressure()).toBe(1);
+  });
+
   it('holds every caller while paused by a 429', async () => {
     const budget = new RequestBudget(100, 1000);
     const t0 = Date.now();

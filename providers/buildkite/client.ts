@@ -55,6 +55,9 @@ export class AmbiguousRequestError extends RetryableError {}
 const WINDOW_MS = 60_000;
 
 /** A sliding one-minute window of request start times; `take()` waits for room. */
+/** How long after its window a request's slot is freed (network latency to the API). */
+const WINDOW_SLACK_MS = 1000;
+
 export class RequestBudget {
   private limitNow: number;
   private readonly windowMs: number;
@@ -85,10 +88,13 @@ export class RequestBudget {
     try {
       for (;;) {
         const now = Date.now();
-        while (this.starts.length > 0 && this.starts[0]! <= now - this.windowMs) this.starts.shift();
+        // A slot frees a little after the window: the API counts a request when it arrives,
+        // later than it was started here, so its window ends later too.
+        const window = this.windowMs + Math.min(WINDOW_SLACK_MS, this.windowMs / 10);
+        while (this.starts.length > 0 && this.starts[0]! <= now - window) this.starts.shift();
         const wait = Math.max(
           this.pausedUntil - now,
-          this.starts.length >= this.limit ? this.starts[0]! + this.windowMs - now : 0,
+          this.starts.length >= this.limit ? this.starts[0]! + window - now : 0,
         );
         if (wait <= 0) {
           this.starts.push(now);
@@ -103,6 +109,18 @@ export class RequestBudget {
     } finally {
       if (waited) this.waiting--;
     }
+  }
+
+  /**
+   * Takes the API's own count: when it says fewer requests are left than this budget thinks,
+   * the difference counts as spent now (it frees up a window from now, later than the API's
+   * reset: conservative).
+   */
+  sync(remaining: number): void {
+    const now = Date.now();
+    while (this.starts.length > 0 && this.starts[0]! <= now - this.windowMs) this.starts.shift();
+    const excess = this.limit - this.starts.length - remaining;
+    for (let i = 0; i < excess; i++) this.starts.push(now);
   }
 
   /** Nobody starts a request before `until` (a 429's reset). */
@@ -203,6 +221,12 @@ export class BuildkiteClient {
         { configured: before, allowed: this.budget.limit },
         'Buildkite allows fewer requests per minute than TREADLE_BUILDKITE_RATE_LIMIT; using its limit',
       );
+    // What the API says is left counts too: requests made before a restart (or by another
+    // client with the same token) used the window up without this process knowing.
+    const left = [header(res, 'ratelimit-user-remaining'), header(res, 'ratelimit-remaining')]
+      .map(Number)
+      .filter((n) => Number.isFinite(n) && n >= 0);
+    if (left.length > 0) this.budget.sync(Math.min(...left));
   }
 
   private async send(req: BkRequest): Promise<BkResponse> {
