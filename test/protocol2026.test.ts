@@ -200,6 +200,14 @@ describe('bad input from knots and repos (acceptance)', () => {
         '.tangled/workflows/latin1.yml': Buffer.from('engine: nixery\n# caf\xe9\n', 'latin1'),
         '.tangled/workflows/link.yml': { symlink: '../../README.md' },
       });
+      // Malformed fields of a new-shape ref update: a sha that is not hex, a ref that is not a
+      // string, changed files that are not a list.
+      s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(REPO, 'z'.repeat(40)));
+      s.knot.emit('sh.tangled.git.refUpdate', rkey(), { ...refUpdate(REPO, globSha), ref: 42 });
+      s.knot.emit('sh.tangled.git.refUpdate', rkey(), {
+        ...refUpdate(REPO, globSha),
+        changedFiles: 'README.md',
+      });
       const sentinel = push({
         '.tangled/workflows/bomb.yml': null,
         '.tangled/workflows/latin1.yml': null,
@@ -215,6 +223,9 @@ describe('bad input from knots and repos (acceptance)', () => {
         /"workflow":"ci.yml","reason":"when\[0\]\.branch: invalid glob/,
         /"workflow":"bomb.yml","reason":"workflow is not valid YAML: [^"]*[Aa]lias/,
         /"workflow":"latin1.yml","reason":"workflow file is not valid UTF-8"/,
+        /"reason":"not a commit id: \\"z{40}\\"","msg":"push not run: workflows refused"/,
+        /"reason":"invalid sh\.tangled\.git\.refUpdate record: [^"]*ref must be a string","msg":"ref update dropped"/,
+        /"reason":"invalid sh\.tangled\.git\.refUpdate record: [^"]*changedFiles must be an array","msg":"ref update dropped"/,
       ];
       await waitFor(
         () =>
