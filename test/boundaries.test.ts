@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeBuildkite } from '../fakes/buildkite.ts';
+import { buildkiteEnv } from './support/buildkite.ts';
 import { OWNER, type Stack, startStack } from './support/stack.ts';
 import { Callers } from './support/xrpc-auth.ts';
 
@@ -18,13 +19,7 @@ const callers = new Callers();
 
 beforeAll(async () => {
   bk = await FakeBuildkite.start();
-  s = await startStack({
-    TREADLE_BUILDKITE_TOKEN: bk.token,
-    TREADLE_BUILDKITE_ORG: 'acme',
-    TREADLE_BUILDKITE_API_URL: bk.apiUrl,
-    TREADLE_BUILDKITE_WEBHOOK_SECRET: TOKEN,
-    TREADLE_BUILDKITE_WEBHOOK_MODE: 'token',
-  });
+  s = await startStack(buildkiteEnv(bk, TOKEN, 'token'));
   await callers.register(s.pds, [OWNER]);
 }, 30_000);
 

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppviewEvents } from '../fakes/appview.ts';
 import { FakeBuildkite } from '../fakes/buildkite.ts';
+import { buildkiteEnv, buildkiteWorkflow } from './support/buildkite.ts';
 import { onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -19,14 +20,7 @@ let app: AppviewEvents;
 
 beforeAll(async () => {
   bk = await FakeBuildkite.start(); // Buildkite's defaults: 200/min per organisation, 50/min per user
-  s = await startStack({
-    TREADLE_BUILDKITE_TOKEN: bk.token,
-    TREADLE_BUILDKITE_ORG: 'acme',
-    TREADLE_BUILDKITE_API_URL: bk.apiUrl,
-    TREADLE_BUILDKITE_WEBHOOK_SECRET: SECRET,
-    TREADLE_BUILDKITE_WEBHOOK_MODE: 'signature',
-    TREADLE_BUILDKITE_POLL_INTERVAL: '5s',
-  });
+  s = await startStack({ ...buildkiteEnv(bk, SECRET), TREADLE_BUILDKITE_POLL_INTERVAL: '5s' });
   bk.webhook = { url: `${s.daemon.base}/webhooks/buildkite`, mode: 'signature', secret: SECRET };
   app = new AppviewEvents();
   await app.connect(s.daemon.base);
@@ -39,10 +33,7 @@ afterAll(async () => {
   await bk?.close();
 });
 
-const workflow = (name: string, pipeline: string) => ({
-  name,
-  raw: `engine: nixery\nsteps:\n  - name: test\n    command: npm test\ntreadle:\n  buildkite:\n    pipeline: ${pipeline}\n`,
-});
+const workflow = buildkiteWorkflow;
 
 describe('Buildkite at its real default rate limits', () => {
   it('runs every workflow once to its status under faults and a SIGKILL, within the per-user limit', async () => {

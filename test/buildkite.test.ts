@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppviewEvents, readLogs, type StatusRow } from '../fakes/appview.ts';
 import { FakeBuildkite } from '../fakes/buildkite.ts';
 import { signWebhook } from '../providers/buildkite/webhook-auth.ts';
+import { buildkiteEnv, buildkiteWorkflow } from './support/buildkite.ts';
 import { OWNER, onboard, pipelineRecord, rkey, type Stack, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 import { Callers } from './support/xrpc-auth.ts';
@@ -27,12 +28,7 @@ let app: AppviewEvents;
 let vaultUri: string;
 const callers = new Callers();
 
-function workflow(name: string, pipeline: string, extra = ''): { name: string; raw: string } {
-  return {
-    name,
-    raw: `engine: nixery\nsteps:\n  - name: test\n    command: npm test\ntreadle:\n  buildkite:\n    pipeline: ${pipeline}\n${extra}`,
-  };
-}
+const workflow = buildkiteWorkflow;
 
 function run(workflows: Array<{ name: string; raw: string }>, repo = 'hello'): string {
   const key = rkey();
@@ -93,11 +89,7 @@ function dispatchHeld(requestId: string): boolean {
 beforeAll(async () => {
   bk = await FakeBuildkite.start({ orgLimit: BUDGET + 1000, userLimit: BUDGET + 1000 });
   s = await startStack({
-    TREADLE_BUILDKITE_TOKEN: bk.token,
-    TREADLE_BUILDKITE_ORG: 'acme',
-    TREADLE_BUILDKITE_API_URL: bk.apiUrl,
-    TREADLE_BUILDKITE_WEBHOOK_SECRET: SECRET,
-    TREADLE_BUILDKITE_WEBHOOK_MODE: 'signature',
+    ...buildkiteEnv(bk, SECRET),
     TREADLE_BUILDKITE_RATE_LIMIT: String(BUDGET),
     TREADLE_BUILDKITE_POLL_INTERVAL: '1s',
     TREADLE_QUEUE_CONCURRENCY: '64',

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppviewEvents } from '../fakes/appview.ts';
 import { FakeKnot } from '../fakes/knot.ts';
 import {
+  addCollaborator,
   OWNER,
   onboard,
   pipelineRecord,
@@ -38,16 +39,7 @@ beforeAll(async () => {
   s.knot.git.create(REPO);
   base = s.knot.git.commit(REPO, { 'README.md': 'hello\n' });
   await onboard(s, 'crash', OWNER, { repoDid: REPO });
-  s.jetstream.commit(OWNER, 'sh.tangled.repo.collaborator', rkey(), 'create', {
-    $type: 'sh.tangled.repo.collaborator',
-    subject: ALICE,
-    repo: REPO,
-    createdAt: new Date().toISOString(),
-  });
-  await waitFor(
-    () => s.daemon.logs().includes('"collection":"sh.tangled.repo.collaborator"'),
-    'the collaborator',
-  );
+  await addCollaborator(s, ALICE, REPO);
 }, 30_000);
 
 afterAll(async () => {

@@ -9,7 +9,15 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppviewEvents } from '../fakes/appview.ts';
 import type { BlobJson } from '../fakes/pds.ts';
-import { OWNER, onboard, rkey, type Stack, startStack, stubWorkflow } from './support/stack.ts';
+import {
+  addCollaborator,
+  OWNER,
+  onboard,
+  rkey,
+  type Stack,
+  startStack,
+  stubWorkflow,
+} from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 const REPO = 'did:plc:pullrepo';
@@ -38,16 +46,7 @@ beforeAll(async () => {
   s.knot.git.create(REPO);
   base = s.knot.git.commit(REPO, { 'README.md': 'hello\n' });
   await onboard(s, 'pulls', OWNER, { repoDid: REPO });
-  s.jetstream.commit(OWNER, 'sh.tangled.repo.collaborator', rkey(), 'create', {
-    $type: 'sh.tangled.repo.collaborator',
-    subject: ALICE,
-    repo: REPO,
-    createdAt: new Date().toISOString(),
-  });
-  await waitFor(
-    () => s.daemon.logs().includes('"collection":"sh.tangled.repo.collaborator"'),
-    'the collaborator record',
-  );
+  await addCollaborator(s, ALICE, REPO);
 }, 30_000);
 
 afterAll(async () => {

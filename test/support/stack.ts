@@ -241,3 +241,18 @@ export function stubWorkflow(
     '',
   ].join('\n');
 }
+
+/** The owner records `subject` as a collaborator on `repo` (a repo DID); waits until it is taken in. */
+export async function addCollaborator(stack: Stack, subject: string, repo: string): Promise<void> {
+  const before = stack.daemon.logs().split('"collection":"sh.tangled.repo.collaborator"').length;
+  stack.jetstream.commit(OWNER, 'sh.tangled.repo.collaborator', rkey(), 'create', {
+    $type: 'sh.tangled.repo.collaborator',
+    subject,
+    repo,
+    createdAt: new Date().toISOString(),
+  });
+  await waitFor(
+    () => stack.daemon.logs().split('"collection":"sh.tangled.repo.collaborator"').length > before,
+    'the collaborator record',
+  );
+}
