@@ -107,7 +107,7 @@ export class KnotConsumers {
     let floor: bigint | undefined;
     // Legacy knots send no `created`: their cursors are our clock against theirs, so resuming
     // rewinds further to ride out clock skew (replays are deduplicated by intake).
-    let sawCreated = false;
+    let sentNoCreated = false;
     const legacyRewind = this.o.legacyRewindNs ?? 300_000_000_000n;
     /** The stored cursor is our clock at the first connection, not yet a frame's `created`. */
     let provisional = false;
@@ -159,7 +159,10 @@ export class KnotConsumers {
         const stored = this.o.cursors.get(key);
         // A knot that closed with 1013 (overloaded) is resumed exactly where we are: rewinding
         // would hand it the same backlog again, and it would close again.
-        const back = lastClose === 1013 ? 0n : sawCreated ? rewind : legacyRewind;
+        // A cursor that only marks where the first contact began (our clock) gets the short
+        // rewind: enough for the two clocks to disagree a little, not so much that history from
+        // well before we followed this knot (which stock never runs) comes back.
+        const back = lastClose === 1013 ? 0n : sentNoCreated && !provisional ? legacyRewind : rewind;
         let cursor = stored !== undefined && stored > back ? stored - back : undefined;
         // Not back past a frame skipped as oversized: the knot would send it again.
         if (floor !== undefined && (cursor === undefined || cursor < floor)) cursor = floor;
@@ -176,7 +179,7 @@ export class KnotConsumers {
           log.warn({ bytes: text.length, start: text.slice(0, 80) }, 'malformed knot frame skipped');
           return;
         }
-        if (frame.created !== undefined) sawCreated = true;
+        sentNoCreated = frame.created === undefined;
         if (WANTED.has(frame.nsid)) await this.o.onFrame(knot, frame);
         this.advance(key, frame, log, provisional);
         provisional = false;
