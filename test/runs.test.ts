@@ -153,6 +153,33 @@ describe('sh.tangled.ci.triggerPipeline', () => {
     });
   });
 
+  it('takes the shapes the newest appview sends: the repo as an AT-URI, a bare sha, and cancel by AT-URIs', async () => {
+    const sha = commit(REPO, { 'flat.yml': quick(), 'long.yml': slow() });
+    // Upstream's appview retries a pipeline with {repo: <repo AT-URI>, sha, workflows}.
+    const r = await call('sh.tangled.ci.triggerPipeline', BOB, {
+      repo: repoUri,
+      sha,
+      workflows: ['long.yml'],
+    });
+    expect(r.status, r.text).toBe(200);
+    const tid = r.json.pipeline.split('/').pop();
+    await statusOf(tid, 'long.yml', 'running');
+    expect(app.pipelines.get(tid)).toMatchObject({ triggerMetadata: { kind: 'manual', manual: { sha } } });
+    // …and cancels through sh.tangled.ci.pipeline.cancelPipeline with AT-URIs.
+    const cancel = await call('sh.tangled.ci.pipeline.cancelPipeline', BOB, {
+      repo: repoUri,
+      pipeline: `at://did:web:${s.knot.host}/sh.tangled.pipeline/${tid}`,
+      workflows: ['long.yml'],
+    });
+    expect(cancel.status, cancel.text).toBe(200);
+    await statusOf(tid, 'long.yml', 'cancelled');
+    const unknown = await call('sh.tangled.ci.triggerPipeline', BOB, {
+      repo: `at://${OWNER}/sh.tangled.repo/3zzzzzzzzzzzz`,
+      sha,
+    });
+    expect(unknown).toMatchObject({ status: 400, json: { error: 'RepoNotFound' } });
+  });
+
   it('re-runs a pull request at its source sha, only the workflows named, with the pull recorded', async () => {
     const sha = commit(
       REPO,

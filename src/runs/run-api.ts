@@ -26,6 +26,12 @@ import { type CancelOutcome, cancelWorkflows, nothingToCancel } from './run-cont
 export const TRIGGER_NSID = 'sh.tangled.ci.triggerPipeline';
 export const CANCEL_NSID = 'sh.tangled.ci.cancelPipeline';
 export const LEGACY_CANCEL_NSID = 'sh.tangled.pipeline.cancelPipeline';
+/**
+ * The cancel method the newest appview code calls (its generated client names it
+ * `CiPipelineCancelPipeline`): the same input as `sh.tangled.ci.cancelPipeline`, with the repo
+ * and pipeline given as AT-URIs. Served with the same semantics.
+ */
+export const CI_PIPELINE_CANCEL_NSID = 'sh.tangled.ci.pipeline.cancelPipeline';
 
 const PIPELINE_URI = /^at:\/\/did:web:([^/]{1,253})\/sh\.tangled\.pipeline\/([A-Za-z0-9._~:-]{1,512})$/;
 const MAX_BODY = 64 * 1024;
@@ -58,24 +64,28 @@ export class RunApi {
   mount(app: Hono): void {
     app.post(`/xrpc/${TRIGGER_NSID}`, async (c) => {
       const caller = await this.d.auth.verify(c.req.header('authorization'), TRIGGER_NSID);
-      const body = await this.input<TriggerBody>(TRIGGER_NSID, await jsonObjectBody(c, MAX_BODY));
+      const body = await this.input<TriggerBody>(
+        TRIGGER_NSID,
+        this.normalise(await jsonObjectBody(c, MAX_BODY), 'trigger'),
+      );
       const repo = this.repoByDid(body.repo);
       if (!this.d.repos.hasPushRights(repo, caller.did)) throw denied(caller.did);
       const started = await this.d.triggers.trigger(repo, body.trigger, body.workflows, caller.did);
       return c.json({ pipeline: started.uri });
     });
-    app.post(`/xrpc/${CANCEL_NSID}`, async (c) => {
-      const caller = await this.d.auth.verify(c.req.header('authorization'), CANCEL_NSID);
-      const body = await this.input<{ repo: string; pipeline: string; workflows?: string[] }>(
-        CANCEL_NSID,
-        await jsonObjectBody(c, MAX_BODY),
-      );
-      const repo = this.repoByDid(body.repo);
-      const pipeline = this.d.pipelines.pipelineByTid(body.pipeline);
-      if (!pipeline || pipeline.repoDid !== repo.repoDid)
-        throw new XrpcError(400, 'PipelineNotFound', `no pipeline ${body.pipeline} of ${body.repo}`);
-      return c.json(this.cancel(repo, pipeline, body.workflows, caller.did));
-    });
+    for (const nsid of [CANCEL_NSID, CI_PIPELINE_CANCEL_NSID])
+      app.post(`/xrpc/${nsid}`, async (c) => {
+        const caller = await this.d.auth.verify(c.req.header('authorization'), nsid);
+        const body = await this.input<{ repo: string; pipeline: string; workflows?: string[] }>(
+          CANCEL_NSID,
+          this.normalise(await jsonObjectBody(c, MAX_BODY), 'cancel'),
+        );
+        const repo = this.repoByDid(body.repo);
+        const pipeline = this.d.pipelines.pipelineByTid(body.pipeline);
+        if (!pipeline || pipeline.repoDid !== repo.repoDid)
+          throw new XrpcError(400, 'PipelineNotFound', `no pipeline ${body.pipeline} of ${body.repo}`);
+        return c.json(this.cancel(repo, pipeline, body.workflows, caller.did));
+      });
     app.post(`/xrpc/${LEGACY_CANCEL_NSID}`, async (c) => {
       const caller = await this.d.auth.verify(c.req.header('authorization'), LEGACY_CANCEL_NSID);
       const body = await this.input<{ repo: string; pipeline: string; workflow: string }>(
@@ -91,7 +101,7 @@ export class RunApi {
         throw new XrpcError(400, 'PipelineNotFound', `no pipeline ${body.pipeline} of ${body.repo}`);
       return c.json(this.cancel(repo, pipeline, [body.workflow], caller.did));
     });
-    for (const nsid of [TRIGGER_NSID, CANCEL_NSID, LEGACY_CANCEL_NSID])
+    for (const nsid of [TRIGGER_NSID, CANCEL_NSID, CI_PIPELINE_CANCEL_NSID, LEGACY_CANCEL_NSID])
       app.all(`/xrpc/${nsid}`, (c) => c.body(null, 405, { Allow: 'POST' }));
   }
 
@@ -116,6 +126,30 @@ export class RunApi {
       'cancel requested',
     );
     return outcome;
+  }
+
+  /**
+   * The shapes the newest appview sends, as the lexicon's: a repo named by its AT-URI becomes its
+   * DID, a pipeline AT-URI its TID, and a trigger given as a bare `sha` a manual trigger.
+   */
+  private normalise(body: Record<string, unknown>, kind: 'trigger' | 'cancel'): Record<string, unknown> {
+    const out = { ...body };
+    const uri = typeof out.repo === 'string' ? REPO_URI.exec(out.repo) : null;
+    if (uri) {
+      const repo = this.d.repos.servedRepo(uri[1]!, uri[2]!);
+      if (!repo) throw new XrpcError(400, 'RepoNotFound', `no repo ${out.repo} is served here`);
+      if (!repo.repoDid) throw new XrpcError(400, 'RepoNotFound', `repo ${out.repo} has no DID yet`);
+      out.repo = repo.repoDid;
+    }
+    if (kind === 'cancel' && typeof out.pipeline === 'string') {
+      const p = PIPELINE_URI.exec(out.pipeline);
+      if (p) out.pipeline = p[2];
+    }
+    if (kind === 'trigger' && out.trigger === undefined && typeof out.sha === 'string') {
+      out.trigger = { $type: 'sh.tangled.ci.trigger#manual', sha: out.sha };
+      delete out.sha;
+    }
+    return out;
   }
 
   private input<T>(nsid: string, body: unknown): T {
