@@ -61,7 +61,23 @@ describe('loadConfig', () => {
         dedupRetentionMs: 604_800_000,
         pollIntervalMs: 1000,
       },
+      greenness: {
+        queues: [{ repo: '*', ref: 'refs/heads/**', exclude: false, pipelineDeadlineMs: 21_600_000 }],
+        hooks: [],
+      },
     });
+  });
+
+  it('reads the greenness block from the YAML file and refuses a bad one by its key', () => {
+    const file = configFile(
+      'greenness:\n  queues:\n    - repo: "*"\n      ref: main\n      pipelineDeadline: 2h\n',
+    );
+    expect(loadConfig({ ...REQUIRED, TREADLE_CONFIG: file }).config.greenness.queues).toEqual([
+      { repo: '*', ref: 'refs/heads/main', exclude: false, pipelineDeadlineMs: 7_200_000 },
+    ]);
+    const bad = configFile('greenness:\n  queues:\n    - ref: "release-[0-9"\n      colour: green\n');
+    const message = failure({ ...REQUIRED, TREADLE_CONFIG: bad });
+    expect(message).toContain('greenness.queues[0]: unknown key "colour"');
   });
 
   it('reads the engine map from the environment and from YAML, and rejects a malformed pair', () => {

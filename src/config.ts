@@ -18,6 +18,7 @@ import {
   urlValue,
 } from './config-values.ts';
 import { ConfigError } from './errors.ts';
+import { type GreennessConfig, parseGreenness } from './greenness/config.ts';
 import { LOG_LEVELS } from './logger.ts';
 
 export interface Setting {
@@ -37,6 +38,7 @@ export interface Setting {
 }
 
 export const CONFIG_FILE_ENV = 'TREADLE_CONFIG';
+const GREENNESS_KEY = 'greenness';
 
 export const SETTINGS: readonly Setting[] = [
   {
@@ -341,6 +343,8 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
   queue: QueueSettings;
+  /** Which branches are greenness queues, and where hooks go (the YAML file's `greenness` block). */
+  greenness: GreennessConfig;
   /** The YAML file the values came from, if any. */
   configFile?: string;
 }
@@ -393,7 +397,13 @@ function load(env: Env, serving: boolean): LoadedConfig<AdminConfig> {
     }
     setPath(values, setting.path ?? setting.key, parsed.data);
   }
+  // The greenness block is structured (lists of queues and hooks): it has its own parser.
+  const greenness = parseGreenness(fromFile.get(GREENNESS_KEY), env);
+  if ('problems' in greenness)
+    errors.push(...greenness.problems.map((p) => `${CONFIG_FILE_ENV} file ${file}: ${p}`));
+  else values.greenness = greenness.config;
   for (const key of fromFile.keys()) {
+    if (key === GREENNESS_KEY) continue;
     if (!SETTINGS.some((s) => s.key === key))
       errors.push(`${CONFIG_FILE_ENV} file ${file}: unknown key "${key}"`);
   }

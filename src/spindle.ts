@@ -10,6 +10,7 @@ import { createCi } from './ci/module.ts';
 import type { AppContext } from './context.ts';
 import { createDiscovery } from './discovery/module.ts';
 import { createEvents } from './events/module.ts';
+import { createGreenness } from './greenness/module.ts';
 import { createKnots } from './knots/module.ts';
 import { createLogs } from './logs/module.ts';
 import type { Module } from './module.ts';
@@ -36,6 +37,7 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
   const runs = createRuns(ctx, { builder: pipelines.builder, starter: pipelines.starter });
   const ci = createCi(ctx, { fetcher: pipelines.fetcher, collector: logs.collector, pingIntervalMs });
   const events = createEvents(ctx, { pingIntervalMs });
+  const greenness = createGreenness(ctx);
   const knots = createKnots(ctx, { backoffMs: options.knotBackoffMs });
   const discovery = createDiscovery(ctx, {
     knots,
@@ -44,5 +46,5 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
   });
   // Started in this order (log collection resumes before knots and Jetstream bring new work),
   // stopped in reverse (network inputs first, then the servers, then the runners).
-  return [runners.module, secrets, pipelines, runs, ci, events, logs, knots, discovery];
+  return [runners.module, secrets, pipelines, greenness, runs, ci, events, logs, knots, discovery];
 }

@@ -6,6 +6,7 @@ import { sql as ci } from './0005-ci.ts';
 import { sql as buildkite } from './0006-buildkite.ts';
 import { sql as secrets } from './0007-secrets.ts';
 import { sql as runs } from './0008-runs.ts';
+import { sql as greenness } from './0009-greenness.ts';
 
 export interface Migration {
   version: number;
@@ -23,4 +24,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'buildkite', sql: buildkite },
   { version: 7, name: 'secrets', sql: secrets },
   { version: 8, name: 'runs', sql: runs },
+  { version: 9, name: 'greenness', sql: greenness },
 ];

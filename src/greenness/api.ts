@@ -1,0 +1,163 @@
+/**
+ * The greenness read API, public and read-only like the appview's CI view: queues, a commit's
+ * status, the last green commit, history, and the deploy gate (200 green, 409 otherwise, with a
+ * reason a person can act on).
+ */
+import type { Context, Hono } from 'hono';
+import type { GreennessStore, QueueRow, ValidationRow } from '../db/greenness-store.ts';
+import { InvalidRequestError, XrpcError } from '../errors.ts';
+import { queueKey } from './recorder.ts';
+
+const COMMIT = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
+const REPO = /^did:[a-z]+:[A-Za-z0-9._:%-]+(\/[^/\s]+)?$/;
+
+export type Verdict = 'green' | 'not_green' | 'pending' | 'unknown';
+
+export interface CommitStatus {
+  repo: string;
+  ref: string;
+  commit: string;
+  status: Verdict;
+  degree?: number;
+  seq?: number;
+  validation?: { id: string; state: string; attempt: number; pipeline: string };
+  workflows: Array<{ name: string; status: string; degree?: number }>;
+}
+
+export class GreennessApi {
+  private readonly store: GreennessStore;
+
+  constructor(store: GreennessStore) {
+    this.store = store;
+  }
+
+  mount(app: Hono): void {
+    app.get('/greenness/v1/queues', (c) =>
+      c.json({ queues: this.store.queues().map((q) => this.queueView(q)) }),
+    );
+    app.get('/greenness/v1/status', (c) => {
+      const q = this.queueOf(c);
+      return c.json(this.status(q, commitParam(c)));
+    });
+    app.get('/greenness/v1/last-green', (c) => {
+      const q = this.queueOf(c);
+      if (q.lastGreenSeq === null)
+        throw new XrpcError(404, 'NoGreenCommit', `${q.ref} of ${q.repo} has no green commit yet`);
+      return c.json({
+        commit: q.lastGreenCommit,
+        seq: q.lastGreenSeq,
+        at: new Date(q.lastGreenAt!).toISOString(),
+      });
+    });
+    app.get('/greenness/v1/history', (c) => {
+      const q = this.queueOf(c);
+      const before = intParam(c, 'before', 1, Number.MAX_SAFE_INTEGER) ?? Number.MAX_SAFE_INTEGER;
+      const limit = intParam(c, 'limit', 1, 200) ?? 50;
+      const rows = this.store.history(q.key, before, limit);
+      const items = rows.map((v) => this.status(q, v.commit, v));
+      return c.json(rows.length === limit ? { items, cursor: String(rows.at(-1)!.seq) } : { items });
+    });
+    app.get('/greenness/v1/gate', (c) => {
+      const q = this.queueOf(c);
+      const s = this.status(q, commitParam(c));
+      return c.json(
+        { green: s.status === 'green', status: s.status, reason: reasonOf(s) },
+        s.status === 'green' ? 200 : 409,
+      );
+    });
+  }
+
+  /** A commit's greenness in a queue (spec §6.6 getStatus), with its workflows. */
+  status(q: QueueRow, commit: string, known?: ValidationRow): CommitStatus {
+    const v = known ?? this.store.validationByCommit(q.key, commit);
+    const base = { repo: q.repo, ref: q.ref, commit };
+    if (!v) return { ...base, status: 'unknown', workflows: [] };
+    const facts = new Map(this.store.facts(q.key, commit).map((f) => [f.project, f]));
+    const whole = facts.get('');
+    const runs = this.store.runs(v.pipeline);
+    const names = this.store.pipeline(v.pipeline)?.workflows ?? [...runs.keys()];
+    const workflows = names.map((name) => {
+      const f = facts.get(`workflow:${name}`);
+      return { name, status: runs.get(name) ?? 'pending', ...(f ? { degree: f.degree } : {}) };
+    });
+    const status: Verdict = whole
+      ? whole.degree === 0
+        ? 'green'
+        : 'not_green'
+      : v.state === 'pending'
+        ? 'pending'
+        : 'not_green';
+    return {
+      ...base,
+      status,
+      ...(whole ? { degree: whole.degree } : {}),
+      seq: v.seq,
+      validation: { id: v.id, state: v.state, attempt: v.attempt, pipeline: v.pipeline },
+      workflows,
+    };
+  }
+
+  private queueView(q: QueueRow) {
+    const tip =
+      q.tipSeq === null ? null : { seq: q.tipSeq, status: q.tipGreen === 1 ? 'green' : 'not_green' };
+    const tipCommit = tip ? this.store.history(q.key, tip.seq + 1, 1)[0]?.commit : undefined;
+    return {
+      repo: q.repo,
+      ref: q.ref,
+      lastGreen:
+        q.lastGreenSeq === null
+          ? null
+          : { commit: q.lastGreenCommit, seq: q.lastGreenSeq, at: new Date(q.lastGreenAt!).toISOString() },
+      tip: tip ? { commit: tipCommit, ...tip } : null,
+      counts: this.store.counts(q.key),
+    };
+  }
+
+  private queueOf(c: Context): QueueRow {
+    const repo = c.req.query('repo');
+    const rawRef = c.req.query('ref');
+    if (!repo || !REPO.test(repo))
+      throw new InvalidRequestError('repo: expected a repo DID or <ownerDid>/<name>');
+    if (!rawRef || rawRef.length > 1024 || /[\s\\]|\.\./.test(rawRef))
+      throw new InvalidRequestError('ref: expected refs/heads/<branch> or <branch>');
+    const ref = rawRef.startsWith('refs/') ? rawRef : `refs/heads/${rawRef}`;
+    const q = this.store.queue(queueKey(repo, ref));
+    if (!q) throw new XrpcError(404, 'QueueNotFound', `${ref} of ${repo} is not a greenness queue here`);
+    return q;
+  }
+}
+
+function commitParam(c: Context): string {
+  const commit = c.req.query('commit') ?? '';
+  if (!COMMIT.test(commit))
+    throw new InvalidRequestError('commit: expected 40 (or 64) lowercase hex characters');
+  return commit;
+}
+
+function intParam(c: Context, name: string, min: number, max: number): number | undefined {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === '') return undefined;
+  const n = /^\d{1,16}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(n >= min && n <= max))
+    throw new InvalidRequestError(`${name}: expected an integer from ${min} to ${max}`);
+  return n;
+}
+
+/** Why a commit may or may not be deployed, in words. */
+export function reasonOf(s: CommitStatus): string {
+  if (s.status === 'green') return 'green: every counted workflow succeeded';
+  if (s.status === 'unknown') return 'never built on this branch';
+  const broken = s.workflows.filter((w) => w.status === 'failed' || w.status === 'timeout');
+  if (s.status === 'pending') {
+    const running = s.workflows.filter(
+      (w) => !['success', 'failed', 'timeout', 'cancelled'].includes(w.status),
+    ).length;
+    return `pending: ${running} of ${s.workflows.length} workflows running`;
+  }
+  if (broken.length > 0)
+    return broken
+      .map((w) => `workflow ${w.name} ${w.status === 'timeout' ? 'timed out' : 'failed'}`)
+      .join('; ');
+  if (s.validation?.state === 'expired') return 'expired: the pipeline did not finish before its deadline';
+  return 'cancelled: no verdict (a workflow was cancelled)';
+}

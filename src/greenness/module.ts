@@ -1,0 +1,52 @@
+/**
+ * Greenness: which commits of each branch are green. Follows `pipeline.started` and
+ * `workflow.status` (both written in the transactions that start a pipeline and write a
+ * status, so nothing the spindle does can be missed), records validations and facts, and
+ * serves the read API under /greenness/v1/.
+ */
+import type { AppContext } from '../context.ts';
+import { GreennessStore } from '../db/greenness-store.ts';
+import { subsystemLogger } from '../logger.ts';
+import { consumer, type Module } from '../module.ts';
+import {
+  PIPELINE_STARTED_TOPIC,
+  type PipelineStarted,
+  WORKFLOW_STATUS_TOPIC,
+  type WorkflowStatusChanged,
+} from '../pipelines/pipeline.ts';
+import { GreennessApi } from './api.ts';
+import {
+  DEADLINE_TOPIC,
+  type DeadlineMessage,
+  RECORD_TOPIC,
+  Recorder,
+  type RecordMessage,
+} from './recorder.ts';
+
+export function createGreenness(ctx: AppContext): Module {
+  const store = new GreennessStore(ctx.db);
+  const recorder = new Recorder({
+    store,
+    uow: ctx.uow,
+    queue: ctx.queue,
+    config: ctx.config.greenness,
+    log: subsystemLogger(ctx.log, 'greenness'),
+  });
+  const api = new GreennessApi(store);
+  return {
+    name: 'greenness',
+    consumers: [
+      consumer<PipelineStarted>(PIPELINE_STARTED_TOPIC, 'greenness-ingest', (m) =>
+        recorder.onPipeline(m.payload),
+      ),
+      consumer<WorkflowStatusChanged>(WORKFLOW_STATUS_TOPIC, 'greenness-ingest', (m) =>
+        recorder.onStatus(m.payload),
+      ),
+      consumer<DeadlineMessage>(DEADLINE_TOPIC, 'greenness-deadline', (m, d) =>
+        recorder.deadline(m.payload, d),
+      ),
+      consumer<RecordMessage>(RECORD_TOPIC, 'greenness-record', (m) => recorder.record(m.payload)),
+    ],
+    routes: (app) => api.mount(app),
+  };
+}

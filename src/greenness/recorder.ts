@@ -1,0 +1,281 @@
+/**
+ * The greenness recorder (greenness-and-landing spec §6.1–§6.4) on treadle's durable topics:
+ * `pipeline.started` and `workflow.status` feed ingest; a complete pipeline or a passed
+ * deadline publishes `greenness.record`, which writes the facts and moves the validation, the
+ * tip and the last-green bookmark. Each step is one SQLite transaction, so a crash between
+ * steps cannot leave half a record, and each is idempotent under redelivery. Hook events go to
+ * the `hook` topic with ids that a replay repeats.
+ */
+import type { GreennessStore, ValidationRow } from '../db/greenness-store.ts';
+import type { UnitOfWork } from '../db/unit-of-work.ts';
+import { PermanentError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { PipelineStarted, WireStatus, WorkflowStatusChanged } from '../pipelines/pipeline.ts';
+import { isTerminal } from '../pipelines/pipeline.ts';
+import type { Delivery, Queue } from '../queue/index.ts';
+import { type GreennessConfig, queueFor } from './config.ts';
+import { computeDegree } from './degree.ts';
+
+export const RECORD_TOPIC = 'greenness.record';
+export const DEADLINE_TOPIC = 'greenness.deadline';
+export const HOOK_TOPIC = 'hook';
+
+const COMMIT = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
+const MAX_HOLD_MS = 3_600_000;
+
+export interface RecordMessage {
+  validationId: string;
+  attempt: number;
+  cause: 'complete' | 'deadline';
+}
+
+export interface DeadlineMessage {
+  validationId: string;
+  attempt: number;
+}
+
+export interface HookEvent {
+  id: string;
+  source: 'treadle';
+  type: string;
+  timestampMs: number;
+  version: number;
+  payload: Record<string, unknown>;
+}
+
+export interface RecorderDeps {
+  store: GreennessStore;
+  uow: UnitOfWork;
+  queue: Queue;
+  config: GreennessConfig;
+  log: Logger;
+  clock?: () => number;
+}
+
+export function queueKey(repo: string, ref: string): string {
+  return `${repo}@${ref}`;
+}
+
+export class Recorder {
+  private readonly d: RecorderDeps;
+  private readonly now: () => number;
+
+  constructor(deps: RecorderDeps) {
+    this.d = deps;
+    this.now = deps.clock ?? Date.now;
+  }
+
+  /** §6.1 PipelineObserved. */
+  onPipeline(p: PipelineStarted): void {
+    const { store } = this.d;
+    if (p.trigger === 'push' && p.commit !== undefined && !COMMIT.test(p.commit))
+      throw new PermanentError(
+        `pipeline ${p.pipeline}: commit ${JSON.stringify(p.commit)} is not a commit id`,
+      );
+    this.d.uow.run(() => {
+      store.insertPipeline({
+        pipeline: p.pipeline,
+        knot: p.knot,
+        repo: p.repo,
+        trigger: p.trigger,
+        ref: p.ref ?? null,
+        commit: p.commit ?? null,
+        workflows: p.workflows,
+        observedAt: p.observedAt,
+      });
+      if (p.trigger !== 'push' || !p.ref || !p.commit) return;
+      const settings = queueFor(this.d.config, [p.repo], p.ref);
+      if (!settings) return;
+      const key = queueKey(p.repo, p.ref);
+      store.ensureQueue(key, p.repo, p.ref);
+      const deadlineAt = p.observedAt + settings.pipelineDeadlineMs;
+      const now = this.now();
+      let v = store.validationByCommit(key, p.commit);
+      if (!v) {
+        const seq = store.takeSeq(key);
+        store.insertValidation(
+          {
+            id: `v/${key}/${seq}`,
+            queue: key,
+            seq,
+            commit: p.commit,
+            pipeline: p.pipeline,
+            attempt: 1,
+            deadlineAt,
+          },
+          now,
+        );
+      } else if ((v.state === 'cancelled' || v.state === 'expired') && v.pipeline !== p.pipeline) {
+        store.rebind(v.id, p.pipeline, deadlineAt, now);
+      }
+      v = store.validationByCommit(key, p.commit)!;
+      if (v.state !== 'pending' || v.pipeline !== p.pipeline) return;
+      this.d.queue.publish<DeadlineMessage>(DEADLINE_TOPIC, v.id, `${v.id}#${v.attempt}`, {
+        validationId: v.id,
+        attempt: v.attempt,
+      });
+      this.checkComplete(v);
+    });
+  }
+
+  /** §6.1 WorkflowStatusChanged: terminal statuses are write-once. */
+  onStatus(s: WorkflowStatusChanged): void {
+    const { store } = this.d;
+    this.d.uow.run(() => {
+      const before = store.runStatus(s.pipeline, s.workflow) as WireStatus | undefined;
+      if (isTerminal(before)) return;
+      store.upsertRun(s.pipeline, s.workflow, s.status, Date.parse(s.createdAt) || this.now());
+      if (!isTerminal(s.status)) return;
+      const v = store.pendingValidationOf(s.pipeline);
+      if (v) this.checkComplete(v);
+    });
+  }
+
+  /** §6.2: holds until the deadline, then asks for a record that may expire the validation. */
+  deadline(m: DeadlineMessage, delivery: Pick<Delivery, 'hold'>): void {
+    const v = this.d.store.validation(m.validationId);
+    if (!v || v.attempt !== m.attempt || v.state !== 'pending') return;
+    const wait = v.deadlineAt - this.now();
+    if (wait > 0) {
+      delivery.hold(Math.min(wait, MAX_HOLD_MS));
+      return;
+    }
+    this.publishRecord(v, 'deadline');
+  }
+
+  /** §6.4, in one transaction. */
+  record(m: RecordMessage): void {
+    const { store } = this.d;
+    this.d.uow.run(() => {
+      const v = store.validation(m.validationId);
+      if (!v) throw new PermanentError(`validation ${m.validationId} is not recorded`);
+      if (v.attempt !== m.attempt) return;
+      if (v.state === 'cancelled' || v.state === 'expired') return;
+      if (v.state === 'pending' && !this.decide(v, m)) return;
+      this.afterFact(store.validation(v.id)!);
+    });
+  }
+
+  /** Writes the facts and the outcome of a pending validation; false when there is none yet or no fact follows. */
+  private decide(v: ValidationRow, m: RecordMessage): boolean {
+    const { store } = this.d;
+    const now = this.now();
+    const p = store.pipeline(v.pipeline);
+    const runs = store.runs(v.pipeline) as Map<string, WireStatus>;
+    const complete = !!p && p.workflows.every((w) => isTerminal(runs.get(w)));
+    const q = store.queue(v.queue)!;
+    if (!complete) {
+      if (m.cause === 'deadline' && now >= v.deadlineAt && store.setState(v.id, v.attempt, 'expired', now))
+        this.hook('greenness.validation_expired', v.id, v.attempt, q, {
+          commit: v.commit,
+          seq: v.seq,
+          attempt: v.attempt,
+          pipelineId: v.pipeline,
+        });
+      return false;
+    }
+    const settings = queueFor(this.d.config, [q.repo], q.ref);
+    const d = computeDegree(p!.workflows, runs, settings?.requiredWorkflows);
+    const facts = [
+      ...d.workflows.map((w) => ({ project: `workflow:${w.name}`, degree: w.degree })),
+      ...(d.degree !== undefined ? [{ project: '', degree: d.degree }] : []),
+    ];
+    for (const f of facts) {
+      const row = {
+        queue: v.queue,
+        commit: v.commit,
+        project: f.project,
+        degree: f.degree,
+        validation: v.id,
+        createdAt: now,
+      };
+      if (!store.insertFact(row)) {
+        const stored = store.fact(v.queue, v.commit, f.project)!;
+        if (stored.validation !== v.id)
+          throw new PermanentError(
+            `fact (${v.queue}, ${v.commit}, "${f.project}") belongs to ${stored.validation}, not ${v.id}: never overwritten`,
+          );
+      }
+      const stored = store.fact(v.queue, v.commit, f.project)!;
+      this.hook('greenness.fact_recorded', `${v.id}#${f.project}`, v.attempt, q, {
+        commit: v.commit,
+        seq: v.seq,
+        project: f.project,
+        degree: stored.degree,
+        green: stored.degree === 0,
+        validationId: v.id,
+      });
+    }
+    store.setState(v.id, v.attempt, d.outcome, now);
+    return d.outcome !== 'cancelled';
+  }
+
+  /** §6.4 step 5, from the stored whole-repo fact: green log, tip, bookmark. Idempotent. */
+  private afterFact(v: ValidationRow): void {
+    const { store } = this.d;
+    const f = store.fact(v.queue, v.commit);
+    if (!f) return;
+    const green = f.degree === 0;
+    const now = this.now();
+    if (green) store.logGreen(v.queue, v.seq, v.commit, v.id, now);
+    let q = store.queue(v.queue)!;
+    if (q.tipSeq === null || v.seq > q.tipSeq) {
+      store.setTip(v.queue, v.seq, green, q.tipGreen === null ? null : q.tipGreen === 1);
+      q = store.queue(v.queue)!;
+    }
+    if (q.tipSeq === v.seq && (q.tipPrevGreen === null ? null : q.tipPrevGreen === 1) !== green) {
+      const from = q.tipPrevGreen === null ? 'unknown' : q.tipPrevGreen === 1 ? 'green' : 'not_green';
+      this.hook(green ? 'greenness.turned_green' : 'greenness.turned_not_green', v.queue, v.seq, q, {
+        commit: v.commit,
+        seq: v.seq,
+        validationId: v.id,
+        from,
+        to: green ? 'green' : 'not_green',
+      });
+    }
+    if (green && (q.lastGreenSeq === null || v.seq > q.lastGreenSeq)) {
+      store.setLastGreen(v.queue, v.seq, v.commit, v.id, now);
+      this.hook('greenness.last_green_advanced', v.queue, v.seq, q, {
+        commit: v.commit,
+        seq: v.seq,
+        validationId: v.id,
+        previousCommit: q.lastGreenCommit,
+      });
+    }
+  }
+
+  private checkComplete(v: ValidationRow): void {
+    const { store } = this.d;
+    const p = store.pipeline(v.pipeline);
+    if (!p) return;
+    const runs = store.runs(v.pipeline) as Map<string, WireStatus>;
+    if (p.workflows.every((w) => isTerminal(runs.get(w)))) this.publishRecord(v, 'complete');
+  }
+
+  private publishRecord(v: ValidationRow, cause: RecordMessage['cause']): void {
+    this.d.queue.publish<RecordMessage>(RECORD_TOPIC, v.queue, `${v.id}#${v.attempt}#${cause}`, {
+      validationId: v.id,
+      attempt: v.attempt,
+      cause,
+    });
+  }
+
+  private hook(
+    type: string,
+    subject: string,
+    version: number,
+    q: { key: string; repo: string; ref: string },
+    payload: Record<string, unknown>,
+  ): void {
+    const id = `treadle/${type}/${subject}/${version}`;
+    const event: HookEvent = {
+      id,
+      source: 'treadle',
+      type,
+      timestampMs: this.now(),
+      version,
+      payload: { queue: q.key, repo: q.repo, ref: q.ref, ...payload },
+    };
+    this.d.queue.publish(HOOK_TOPIC, q.key, id, event);
+  }
+}
