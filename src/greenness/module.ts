@@ -15,9 +15,12 @@ import {
   type WorkflowStatusChanged,
 } from '../pipelines/pipeline.ts';
 import { GreennessApi } from './api.ts';
+import { DELIVER_TOPIC, type DeliverMessage, HookDelivery } from './hooks.ts';
 import {
   DEADLINE_TOPIC,
   type DeadlineMessage,
+  HOOK_TOPIC,
+  type HookEvent,
   RECORD_TOPIC,
   Recorder,
   type RecordMessage,
@@ -33,6 +36,12 @@ export function createGreenness(ctx: AppContext): Module {
     log: subsystemLogger(ctx.log, 'greenness'),
   });
   const api = new GreennessApi(store);
+  const hooks = new HookDelivery({
+    sinks: ctx.config.greenness.hooks,
+    queue: ctx.queue,
+    log: subsystemLogger(ctx.log, 'hooks'),
+    dev: ctx.config.dev,
+  });
   return {
     name: 'greenness',
     consumers: [
@@ -46,6 +55,11 @@ export function createGreenness(ctx: AppContext): Module {
         recorder.deadline(m.payload, d),
       ),
       consumer<RecordMessage>(RECORD_TOPIC, 'greenness-record', (m) => recorder.record(m.payload)),
+      consumer<HookEvent>(HOOK_TOPIC, 'hook-dispatch', (m) => hooks.fanOut(m.payload)),
+      consumer<DeliverMessage>(DELIVER_TOPIC, 'hook-deliver', (m) => hooks.deliver(m.payload)),
+      consumer<DeliverMessage>(`${DELIVER_TOPIC}_dlq`, 'hook-deliver-dlq', (m) =>
+        hooks.deadLetter(m.payload, m.metadata['dlq.last_error'] ?? ''),
+      ),
     ],
     routes: (app) => api.mount(app),
   };

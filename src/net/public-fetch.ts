@@ -187,3 +187,34 @@ function describe(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return cause?.message ? `${message} (${cause.message})` : message;
 }
+
+/**
+ * POSTs `body` to a URL from configuration or someone's record under the same rules as
+ * `fetchPublic` (public addresses only outside dev mode, https only, bounded in time). No
+ * redirect is followed: a hook sink that moved must be reconfigured. Returns the status; the
+ * response body is discarded.
+ */
+export async function postPublic(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  o: Pick<PublicFetchOptions, 'dev' | 'what' | 'timeoutMs'>,
+): Promise<number> {
+  const target = new URL(url);
+  checkTarget(target, { ...o, maxBytes: 0 });
+  let res: Awaited<ReturnType<typeof undiciFetch>>;
+  try {
+    res = await undiciFetch(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
+      dispatcher: o.dev ? undefined : publicDispatcher(),
+    });
+  } catch (err) {
+    throw new RetryableError(`posting ${o.what}: ${describe(err)}`);
+  }
+  await res.body?.cancel();
+  return res.status;
+}
