@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppviewEvents } from '../fakes/appview.ts';
+import { runTreadle } from './support/process.ts';
 import {
   OWNER,
   onboard,
@@ -141,6 +142,22 @@ describe('greenness of a branch', () => {
       tip: { commit: g4, seq: 4, status: 'green' },
       counts: { green: 3, notGreen: 1, pending: 0 },
     });
+
+    // The CLI a deploy script calls, beside the running daemon.
+    const cli = (...args: string[]) => runTreadle(['greenness', ...args, '--db', s.db]);
+    expect(await cli('gate', REPO, 'main', g4)).toMatchObject({ code: 0 });
+    const refused = await cli('gate', REPO, 'refs/heads/main', f3);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('not green: workflow lint.yml failed');
+    expect(JSON.parse((await cli('last-green', REPO, 'main', '--json')).stdout)).toMatchObject({
+      commit: g4,
+      seq: 4,
+    });
+    const table = (await cli('history', REPO, 'main')).stdout.split('\n');
+    expect(table[0]).toMatch(/^SEQ +COMMIT +STATUS +DEGREE +WHY/);
+    expect(table[1]).toMatch(new RegExp(`^4 +${g4.slice(0, 12)} +green`));
+    expect(await cli('gate', REPO, 'main', 'nothex')).toMatchObject({ code: 2 });
+    expect(await cli('status', 'did:plc:nobody', 'main', g4)).toMatchObject({ code: 1 });
   }, 60_000);
 
   it('gives a success-and-cancelled pipeline no verdict, and ignores pull requests, manual runs and other refs', async () => {

@@ -4,6 +4,7 @@ import { VERSION } from '../version.ts';
 import { demoCommand } from './demo-command.ts';
 import { doctorCommand } from './doctor-command.ts';
 import { EXIT } from './exit-codes.ts';
+import { greennessCommand } from './greenness-command.ts';
 import { type Output, stdio } from './output.ts';
 import { queueCommand } from './queue-command.ts';
 import { runsCommand } from './runs-command.ts';
@@ -21,6 +22,7 @@ commands:
   doctor     check the configuration, the database and the environment
   queue      inspect the durable queue: stats, dlq list | replay | drop  (treadle queue --help)
   runs       pipelines: list [--active], cancel <pipeline> [workflow…], retry <pipeline>  (treadle runs --help)
+  greenness  which commits are green: status | history | last-green | gate <repo> <ref> [commit]  (treadle greenness --help)
   secrets    rotate-key: reseal repository secrets under a new key, daemon stopped (treadle secrets --help)
   help       show this text
   version    print the version
@@ -45,6 +47,8 @@ export async function main(
         return queueCommand(rest, env, io);
       case 'runs':
         return runsCommand(rest, env, io);
+      case 'greenness':
+        return greennessCommand(rest, env, io);
       case 'secrets':
         return secretsCommand(rest, env, io);
       case 'version':

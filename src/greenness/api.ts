@@ -114,8 +114,11 @@ export class GreennessApi {
   }
 
   private queueOf(c: Context): QueueRow {
-    const repo = c.req.query('repo');
-    const rawRef = c.req.query('ref');
+    return this.queue(c.req.query('repo'), c.req.query('ref'));
+  }
+
+  /** The queue of (repo, ref); `ref` may be short (`main`). InvalidRequest, or 404 QueueNotFound. */
+  queue(repo: string | undefined, rawRef: string | undefined): QueueRow {
     if (!repo || !REPO.test(repo))
       throw new InvalidRequestError('repo: expected a repo DID or <ownerDid>/<name>');
     if (!rawRef || rawRef.length > 1024 || /[\s\\]|\.\./.test(rawRef))
@@ -128,8 +131,11 @@ export class GreennessApi {
 }
 
 function commitParam(c: Context): string {
-  const commit = c.req.query('commit') ?? '';
-  if (!COMMIT.test(commit))
+  return checkCommit(c.req.query('commit'));
+}
+
+export function checkCommit(commit: string | undefined): string {
+  if (!commit || !COMMIT.test(commit))
     throw new InvalidRequestError('commit: expected 40 (or 64) lowercase hex characters');
   return commit;
 }
