@@ -143,6 +143,15 @@ describe('greenness of a branch', () => {
       counts: { green: 3, notGreen: 1, pending: 0 },
     });
 
+    // The badge shows the tip, as shields do.
+    const badge = await fetch(`${s.daemon.base}/greenness/v1/badge.svg?${q()}`);
+    expect(badge.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+    expect(badge.headers.get('cache-control')).toBe('max-age=30');
+    const svg = await badge.text();
+    expect(svg).toMatch(/^<svg /);
+    expect(svg).toContain('ci: main');
+    expect(svg).toContain('green');
+
     // The CLI a deploy script calls, beside the running daemon.
     const cli = (...args: string[]) => runTreadle(['greenness', ...args, '--db', s.db]);
     expect(await cli('gate', REPO, 'main', g4)).toMatchObject({ code: 0 });

@@ -3,6 +3,7 @@
  * status, the last green commit, history, and the deploy gate (200 green, 409 otherwise, with a
  * reason a person can act on).
  */
+import { makeBadge } from 'badge-maker';
 import type { Context, Hono } from 'hono';
 import type { GreennessStore, QueueRow, ValidationRow } from '../db/greenness-store.ts';
 import { InvalidRequestError, XrpcError } from '../errors.ts';
@@ -56,6 +57,17 @@ export class GreennessApi {
       const rows = this.store.history(q.key, before, limit);
       const items = rows.map((v) => this.status(q, v.commit, v));
       return c.json(rows.length === limit ? { items, cursor: String(rows.at(-1)!.seq) } : { items });
+    });
+    app.get('/greenness/v1/badge.svg', (c) => {
+      const q = this.queueOf(c);
+      const tip = q.tipSeq === null ? null : q.tipGreen === 1;
+      const branch = q.ref.replace(/^refs\/heads\//, '');
+      const svg = makeBadge({
+        label: `ci: ${branch}`,
+        message: tip === null ? 'unknown' : tip ? 'green' : 'not green',
+        color: tip === null ? 'lightgrey' : tip ? 'brightgreen' : 'red',
+      });
+      return c.body(svg, 200, { 'content-type': 'image/svg+xml; charset=utf-8', 'cache-control': 'max-age=30' });
     });
     app.get('/greenness/v1/gate', (c) => {
       const q = this.queueOf(c);
