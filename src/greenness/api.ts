@@ -67,7 +67,10 @@ export class GreennessApi {
         message: tip === null ? 'unknown' : tip ? 'green' : 'not green',
         color: tip === null ? 'lightgrey' : tip ? 'brightgreen' : 'red',
       });
-      return c.body(svg, 200, { 'content-type': 'image/svg+xml; charset=utf-8', 'cache-control': 'max-age=30' });
+      return c.body(svg, 200, {
+        'content-type': 'image/svg+xml; charset=utf-8',
+        'cache-control': 'max-age=30',
+      });
     });
     app.get('/greenness/v1/gate', (c) => {
       const q = this.queueOf(c);
