@@ -138,6 +138,8 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     io.out('');
     await newGenerationKnot(io, at, { jetstream, newKnot, appview, base });
     io.out('');
+    await greennessPart(io, at, base);
+    io.out('');
     io.out(
       `  ${appview.frames.length} frames on /events, ${appview.statuses.size} statuses, ${appview.fatal} undecodable; done in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
@@ -148,6 +150,44 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     await Promise.all([jetstream.close(), pds.close(), knot.close(), newKnot.close(), bk.close()]);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The branch's greenness as a person wants to read it: last green, what broke, the gate. */
+async function greennessPart(io: Output, at: () => string, base: string): Promise<void> {
+  const repo = `${OWNER}/hello`;
+  const q = `repo=${encodeURIComponent(repo)}&ref=main`;
+  type Item = {
+    commit: string;
+    seq: number;
+    status: string;
+    degree?: number;
+    workflows: Array<{ name: string; status: string }>;
+  };
+  let items: Item[] = [];
+  for (
+    const deadline = Date.now() + 15_000;
+    Date.now() < deadline;
+    await new Promise((r) => setTimeout(r, 100))
+  ) {
+    const res = await fetch(`${base}/greenness/v1/history?${q}`);
+    if (!res.ok) continue;
+    items = ((await res.json()) as { items: Item[] }).items;
+    if (items.length >= 2 && items.every((i) => i.status !== 'pending')) break;
+  }
+  io.out(`  greenness of main in ${repo}, newest first (GET /greenness/v1/history):`);
+  for (const item of items) {
+    const gate = await fetch(`${base}/greenness/v1/gate?${q}&commit=${item.commit}`);
+    const { reason } = (await gate.json()) as { reason: string };
+    const degree = item.degree === undefined ? '' : ` degree ${item.degree.toFixed(2)}`;
+    io.out(
+      `    #${item.seq} ${item.commit.slice(0, 12)}  ${item.status}${degree}  gate ${gate.status}: ${reason}`,
+    );
+  }
+  const last = await fetch(`${base}/greenness/v1/last-green?${q}`);
+  const green = (await last.json()) as { commit?: string; seq?: number };
+  io.out(
+    `${at()}  last green commit of main: ${green.commit ? `${green.commit.slice(0, 12)} (#${green.seq})` : 'none yet'}; a deploy script runs \`treadle greenness gate ${repo} main <sha>\``,
+  );
 }
 
 const REPO_DID = 'did:plc:demorepo';
