@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import Database from 'better-sqlite3';
 import { authBench } from './auth.ts';
 import { buildkiteBench } from './buildkite.ts';
+import { greennessBench } from './greenness.ts';
 import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
 import { spindleBench } from './spindle.ts';
@@ -16,6 +17,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   protocol2026: protocol2026Bench,
   buildkite: buildkiteBench,
   auth: authBench,
+  greenness: greennessBench,
 };
 
 const names = process.argv.slice(2);
