@@ -209,28 +209,26 @@ async function httpLatency(dir: string) {
   const commitOf = (i: number) => i.toString(16).padStart(40, '0');
   db.transaction(() => {
     db.prepare(
-      'INSERT INTO gn_queue (key, repo, ref, next_seq, tip_seq, tip_green) VALUES (?, ?, ?, ?, ?, 1)',
-    ).run(key, REPO, REF, RECORDED + 1, RECORDED);
+      'INSERT INTO gn_queue (id, key, repo, ref, next_seq, last_green_seq, last_green_at, tip_seq, tip_green) VALUES (1, ?, ?, ?, ?, ?, 0, ?, 1)',
+    ).run(key, REPO, REF, RECORDED + 1, RECORDED, RECORDED);
     const p = db.prepare(
-      'INSERT INTO gn_pipeline (pipeline, knot, repo, trigger, ref, commit_sha, workflows, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0)',
+      'INSERT INTO gn_pipeline (id, uri, knot, repo, trigger, ref, commit_sha, workflows, observed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)',
     );
     const r = db.prepare(
       `INSERT INTO gn_run (pipeline, workflow, status, status_at) VALUES (?, ?, 'success', 0)`,
     );
     const v = db.prepare(
-      `INSERT INTO gn_validation (id, queue, seq, commit_sha, pipeline, attempt, state, deadline_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, 'succeeded', 0, 0, 0)`,
+      `INSERT INTO gn_validation (queue, seq, commit_sha, pipeline, attempt, state, deadline_at, created_at, updated_at) VALUES (1, ?, ?, ?, 1, 'succeeded', 0, 0, 0)`,
     );
     const f = db.prepare(
-      'INSERT INTO gn_fact (queue, commit_sha, project, degree, validation, created_at) VALUES (?, ?, ?, 0, ?, 0)',
+      'INSERT INTO gn_fact (queue, seq, project, degree, created_at) VALUES (1, ?, ?, 0, 0)',
     );
     for (let i = 1; i <= RECORDED; i++) {
       const commit = commitOf(i);
-      const pipeline = `p${i}`;
-      p.run(pipeline, 'knot', REPO, 'push', REF, commit, JSON.stringify(WORKFLOWS));
-      for (const w of WORKFLOWS) r.run(pipeline, w);
-      v.run(`v/${key}/${i}`, key, i, commit, pipeline);
-      for (const project of ['', ...WORKFLOWS.map((w) => `workflow:${w}`)])
-        f.run(key, commit, project, `v/${key}/${i}`);
+      p.run(i, `p${i}`, 'knot', REPO, 'push', REF, commit, JSON.stringify(WORKFLOWS));
+      for (const w of WORKFLOWS) r.run(i, w);
+      v.run(i, commit, i);
+      for (const project of ['', ...WORKFLOWS.map((w) => `workflow:${w}`)]) f.run(i, project);
     }
   })();
   const app = new Hono();

@@ -128,7 +128,8 @@ describe('greenness across SIGKILLs', () => {
 
     // Facts are exactly what the statuses on /events call for.
     const validations = query<{ commit_sha: string; pipeline: string; state: string }>(
-      'SELECT commit_sha, pipeline, state FROM gn_validation WHERE queue = ?',
+      `SELECT v.commit_sha, p.uri AS pipeline, v.state FROM gn_validation v
+         JOIN gn_pipeline p ON p.id = v.pipeline JOIN gn_queue q ON q.id = v.queue WHERE q.key = ?`,
       QUEUE,
     );
     expect(validations).toHaveLength(COMMITS);
@@ -138,7 +139,8 @@ describe('greenness across SIGKILLs', () => {
       const statuses = ['w0.yml', 'w1.yml', 'w2.yml'].map((w) => latest[w]!.status);
       const facts = new Map(
         query<{ project: string; degree: number }>(
-          'SELECT project, degree FROM gn_fact WHERE queue = ? AND commit_sha = ?',
+          `SELECT f.project, f.degree FROM gn_fact f JOIN gn_queue q ON q.id = f.queue
+             JOIN gn_validation v ON v.queue = f.queue AND v.seq = f.seq WHERE q.key = ? AND v.commit_sha = ?`,
           QUEUE,
           v.commit_sha,
         ).map((f) => [f.project, f.degree]),

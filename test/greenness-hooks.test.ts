@@ -67,10 +67,21 @@ function push(outcome: string, n: number): void {
 describe('greenness hooks', () => {
   it('delivers signed events to a sink that fails at first, each id taken once, only the types it asked for', async () => {
     push('success', 1);
+    // Record commit 1 before pushing commit 2, so the red transition is from green.
+    await waitFor(
+      async () => {
+        const res = await fetch(`${s.daemon.base}/greenness/v1/queues`);
+        const { queues } = (await res.json()) as { queues: Array<{ lastGreen: unknown }> };
+        return queues.some((q) => q.lastGreen !== null);
+      },
+      'commit 1 recorded green',
+      30_000,
+    );
     push('failure', 2);
     await waitFor(
-      () => received.some((e) => e.type === 'greenness.turned_not_green'),
-      'the red transition',
+      // Deliveries are retried independently, so they may arrive in any order: wait for all three.
+      () => new Set(received.map((e) => e.type)).size === 3,
+      'the three transitions',
       30_000,
     );
     expect(refused).toHaveLength(2);

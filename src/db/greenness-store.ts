@@ -1,17 +1,21 @@
-/** SQL of the greenness recorder (migration 0009): queues, observed pipelines and runs, validations, facts, the green log. */
+/**
+ * SQL of the greenness recorder (migration 0009): queues, observed pipelines and runs,
+ * validations and facts. Rows refer to queues and pipelines by integer ids; this store speaks
+ * in queue keys (`<repo>@<ref>`), pipeline AT-URIs and validation ids (`v/<queue key>/<seq>`).
+ */
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.ts';
 
 export type ValidationState = 'pending' | 'succeeded' | 'failed' | 'cancelled' | 'expired';
 
 export interface QueueRow {
+  id: number;
   key: string;
   repo: string;
   ref: string;
   nextSeq: number;
   lastGreenSeq: number | null;
   lastGreenCommit: string | null;
-  lastGreenValidation: string | null;
   lastGreenAt: number | null;
   tipSeq: number | null;
   tipGreen: number | null;
@@ -30,10 +34,13 @@ export interface ObservedPipeline {
 }
 
 export interface ValidationRow {
+  /** `v/<queue key>/<seq>`. */
   id: string;
+  /** The queue key. */
   queue: string;
   seq: number;
   commit: string;
+  /** The bound pipeline's AT-URI. */
   pipeline: string;
   attempt: number;
   state: ValidationState;
@@ -51,12 +58,26 @@ export interface FactRow {
   createdAt: number;
 }
 
-const QUEUE = `key, repo, ref, next_seq AS nextSeq, last_green_seq AS lastGreenSeq,
-  last_green_commit AS lastGreenCommit, last_green_validation AS lastGreenValidation,
-  last_green_at AS lastGreenAt, tip_seq AS tipSeq, tip_green AS tipGreen, tip_prev_green AS tipPrevGreen`;
-const VALIDATION = `id, queue, seq, commit_sha AS "commit", pipeline, attempt, state, deadline_at AS deadlineAt,
-  created_at AS createdAt, updated_at AS updatedAt`;
-const FACT = `queue, commit_sha AS "commit", project, degree, validation, created_at AS createdAt`;
+export function validationId(queueKey: string, seq: number): string {
+  return `v/${queueKey}/${seq}`;
+}
+
+/** The queue key and seq of a validation id. */
+export function parseValidationId(id: string): { key: string; seq: number } | undefined {
+  const m = /^v\/(.+)\/(\d+)$/.exec(id);
+  return m ? { key: m[1]!, seq: Number(m[2]) } : undefined;
+}
+
+const QUEUE = `q.id, q.key, q.repo, q.ref, q.next_seq AS nextSeq, q.last_green_seq AS lastGreenSeq,
+  (SELECT commit_sha FROM gn_validation WHERE queue = q.id AND seq = q.last_green_seq) AS lastGreenCommit,
+  q.last_green_at AS lastGreenAt, q.tip_seq AS tipSeq, q.tip_green AS tipGreen, q.tip_prev_green AS tipPrevGreen`;
+const VALIDATION = `q.key AS queue, v.seq, v.commit_sha AS "commit", p.uri AS pipeline, v.attempt, v.state,
+  v.deadline_at AS deadlineAt, v.created_at AS createdAt, v.updated_at AS updatedAt
+  FROM gn_validation v JOIN gn_queue q ON q.id = v.queue JOIN gn_pipeline p ON p.id = v.pipeline`;
+
+type RawValidation = Omit<ValidationRow, 'id'>;
+const withId = (v: RawValidation | undefined): ValidationRow | undefined =>
+  v ? { ...v, id: validationId(v.queue, v.seq) } : undefined;
 
 export class GreennessStore {
   readonly db: Db;
@@ -65,53 +86,60 @@ export class GreennessStore {
   constructor(db: Db) {
     this.db = db;
     const p = (sql: string) => db.prepare(sql);
+    const queueId = '(SELECT id FROM gn_queue WHERE key = @key)';
+    const pipelineId = '(SELECT id FROM gn_pipeline WHERE uri = @pipeline)';
     this.s = {
-      queue: p(`SELECT ${QUEUE} FROM gn_queue WHERE key = ?`),
-      queues: p(`SELECT ${QUEUE} FROM gn_queue ORDER BY repo, ref`),
-      queuesOf: p(`SELECT ${QUEUE} FROM gn_queue WHERE repo = ? ORDER BY ref`),
+      queue: p(`SELECT ${QUEUE} FROM gn_queue q WHERE q.key = ?`),
+      queues: p(`SELECT ${QUEUE} FROM gn_queue q ORDER BY q.repo, q.ref`),
       ensureQueue: p('INSERT OR IGNORE INTO gn_queue (key, repo, ref) VALUES (?, ?, ?)'),
       takeSeq: p('UPDATE gn_queue SET next_seq = next_seq + 1 WHERE key = ? RETURNING next_seq - 1 AS seq'),
       setTip: p('UPDATE gn_queue SET tip_seq = ?, tip_green = ?, tip_prev_green = ? WHERE key = ?'),
-      setLastGreen:
-        p(`UPDATE gn_queue SET last_green_seq = ?, last_green_commit = ?, last_green_validation = ?,
-                         last_green_at = ? WHERE key = ?`),
+      setLastGreen: p('UPDATE gn_queue SET last_green_seq = ?, last_green_at = ? WHERE key = ?'),
       insertPipeline:
-        p(`INSERT OR IGNORE INTO gn_pipeline (pipeline, knot, repo, trigger, ref, commit_sha, workflows, observed_at)
+        p(`INSERT OR IGNORE INTO gn_pipeline (uri, knot, repo, trigger, ref, commit_sha, workflows, observed_at)
                          VALUES (@pipeline, @knot, @repo, @trigger, @ref, @commit, @workflows, @observedAt)`),
       pipeline:
-        p(`SELECT pipeline, knot, repo, trigger, ref, commit_sha AS "commit", workflows, observed_at AS observedAt
-                   FROM gn_pipeline WHERE pipeline = ?`),
-      run: p('SELECT status FROM gn_run WHERE pipeline = ? AND workflow = ?'),
-      runs: p('SELECT workflow, status FROM gn_run WHERE pipeline = ?'),
-      upsertRun: p(`INSERT INTO gn_run (pipeline, workflow, status, status_at) VALUES (?, ?, ?, ?)
+        p(`SELECT uri AS pipeline, knot, repo, trigger, ref, commit_sha AS "commit", workflows, observed_at AS observedAt
+                   FROM gn_pipeline WHERE uri = ?`),
+      run: p(
+        `SELECT r.status FROM gn_run r JOIN gn_pipeline p ON p.id = r.pipeline WHERE p.uri = ? AND r.workflow = ?`,
+      ),
+      runs: p(
+        `SELECT r.workflow, r.status FROM gn_run r JOIN gn_pipeline p ON p.id = r.pipeline WHERE p.uri = ?`,
+      ),
+      upsertRun: p(`INSERT INTO gn_run (pipeline, workflow, status, status_at)
+                    SELECT id, @workflow, @status, @at FROM gn_pipeline WHERE uri = @pipeline
                     ON CONFLICT (pipeline, workflow) DO UPDATE SET status = excluded.status, status_at = excluded.status_at`),
-      validationByCommit: p(`SELECT ${VALIDATION} FROM gn_validation WHERE queue = ? AND commit_sha = ?`),
-      validation: p(`SELECT ${VALIDATION} FROM gn_validation WHERE id = ?`),
-      pendingOf: p(`SELECT ${VALIDATION} FROM gn_validation WHERE pipeline = ? AND state = 'pending'`),
+      insertRunNoPipeline:
+        p(`INSERT OR IGNORE INTO gn_pipeline (uri, knot, repo, trigger, workflows, observed_at)
+                              VALUES (@pipeline, '', '', '', '[]', 0)`),
+      validationByCommit: p(`SELECT ${VALIDATION} WHERE q.key = ? AND v.commit_sha = ?`),
+      validation: p(`SELECT ${VALIDATION} WHERE q.key = ? AND v.seq = ?`),
+      pendingOf: p(
+        `SELECT ${VALIDATION} WHERE v.pipeline = (SELECT id FROM gn_pipeline WHERE uri = ?) AND v.state = 'pending'`,
+      ),
       insertValidation:
-        p(`INSERT INTO gn_validation (id, queue, seq, commit_sha, pipeline, attempt, state, deadline_at,
-                             created_at, updated_at)
-                           VALUES (@id, @queue, @seq, @commit, @pipeline, @attempt, 'pending', @deadlineAt, @now, @now)`),
-      rebind:
-        p(`UPDATE gn_validation SET pipeline = ?, attempt = attempt + 1, state = 'pending', deadline_at = ?,
-                   updated_at = ? WHERE id = ? AND state IN ('cancelled', 'expired')`),
-      setState: p(
-        `UPDATE gn_validation SET state = ?, updated_at = ? WHERE id = ? AND attempt = ? AND state = 'pending'`,
-      ),
-      history: p(
-        `SELECT ${VALIDATION} FROM gn_validation WHERE queue = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
-      ),
+        p(`INSERT INTO gn_validation (queue, seq, commit_sha, pipeline, attempt, state, deadline_at, created_at, updated_at)
+                           VALUES (${queueId}, @seq, @commit, ${pipelineId}, @attempt, 'pending', @deadlineAt, @now, @now)`),
+      rebind: p(`UPDATE gn_validation SET pipeline = ${pipelineId}, attempt = attempt + 1, state = 'pending',
+                   deadline_at = @deadlineAt, updated_at = @now
+                 WHERE queue = ${queueId} AND seq = @seq AND state IN ('cancelled', 'expired')`),
+      setState: p(`UPDATE gn_validation SET state = @state, updated_at = @now
+                   WHERE queue = ${queueId} AND seq = @seq AND attempt = @attempt AND state = 'pending'`),
+      history: p(`SELECT ${VALIDATION} WHERE q.key = ? AND v.seq < ? ORDER BY v.seq DESC LIMIT ?`),
       counts:
         p(`SELECT SUM(state = 'succeeded') AS green, SUM(state IN ('failed', 'cancelled', 'expired')) AS notGreen,
-                   SUM(state = 'pending') AS pending FROM gn_validation WHERE queue = ?`),
-      fact: p(`SELECT ${FACT} FROM gn_fact WHERE queue = ? AND commit_sha = ? AND project = ?`),
-      facts: p(`SELECT ${FACT} FROM gn_fact WHERE queue = ? AND commit_sha = ? ORDER BY project`),
-      insertFact:
-        p(`INSERT OR IGNORE INTO gn_fact (queue, commit_sha, project, degree, validation, created_at)
-                     VALUES (@queue, @commit, @project, @degree, @validation, @createdAt)`),
-      greenLog: p(
-        `INSERT OR IGNORE INTO gn_green_log (queue, seq, commit_sha, validation, recorded_at) VALUES (?, ?, ?, ?, ?)`,
-      ),
+                   SUM(state = 'pending') AS pending FROM gn_validation WHERE queue = (SELECT id FROM gn_queue WHERE key = ?)`),
+      fact: p(`SELECT q.key AS queue, v.commit_sha AS "commit", f.project, f.degree, f.seq, f.created_at AS createdAt
+               FROM gn_fact f JOIN gn_queue q ON q.id = f.queue JOIN gn_validation v ON v.queue = f.queue AND v.seq = f.seq
+               WHERE q.key = ? AND v.commit_sha = ? AND f.project = ?`),
+      facts:
+        p(`SELECT q.key AS queue, v.commit_sha AS "commit", f.project, f.degree, f.seq, f.created_at AS createdAt
+                FROM gn_fact f JOIN gn_queue q ON q.id = f.queue JOIN gn_validation v ON v.queue = f.queue AND v.seq = f.seq
+                WHERE q.key = ? AND v.commit_sha = ? ORDER BY f.project`),
+      insertFact: p(`INSERT OR IGNORE INTO gn_fact (queue, seq, project, degree, created_at)
+                     SELECT v.queue, v.seq, @project, @degree, @createdAt FROM gn_validation v
+                     WHERE v.queue = ${queueId} AND v.commit_sha = @commit`),
     };
   }
 
@@ -119,8 +147,8 @@ export class GreennessStore {
     return this.s.queue!.get(key) as QueueRow | undefined;
   }
 
-  queues(repo?: string): QueueRow[] {
-    return (repo === undefined ? this.s.queues!.all() : this.s.queuesOf!.all(repo)) as QueueRow[];
+  queues(): QueueRow[] {
+    return this.s.queues!.all() as QueueRow[];
   }
 
   ensureQueue(key: string, repo: string, ref: string): void {
@@ -136,19 +164,34 @@ export class GreennessStore {
     this.s.setTip!.run(seq, green ? 1 : 0, prevGreen === null ? null : prevGreen ? 1 : 0, key);
   }
 
-  setLastGreen(key: string, seq: number, commit: string, validation: string, at: number): void {
-    this.s.setLastGreen!.run(seq, commit, validation, at, key);
+  setLastGreen(key: string, seq: number, at: number): void {
+    this.s.setLastGreen!.run(seq, at, key);
   }
 
   insertPipeline(p: ObservedPipeline): void {
+    // A status may have arrived first and left a placeholder: fill it in.
+    const existing = this.pipeline(p.pipeline);
+    if (existing && existing.knot === '') {
+      this.db
+        .prepare(`UPDATE gn_pipeline SET knot = @knot, repo = @repo, trigger = @trigger, ref = @ref, commit_sha = @commit,
+                    workflows = @workflows, observed_at = @observedAt WHERE uri = @pipeline`)
+        .run({ ...p, workflows: JSON.stringify(p.workflows) });
+      return;
+    }
     this.s.insertPipeline!.run({ ...p, workflows: JSON.stringify(p.workflows) });
   }
 
-  pipeline(id: string): ObservedPipeline | undefined {
-    const row = this.s.pipeline!.get(id) as
+  /** The pipeline as observed; undefined when only its statuses have been seen so far. */
+  pipeline(uri: string): ObservedPipeline | undefined {
+    const row = this.s.pipeline!.get(uri) as
       | (Omit<ObservedPipeline, 'workflows'> & { workflows: string })
       | undefined;
     return row ? { ...row, workflows: JSON.parse(row.workflows) as string[] } : undefined;
+  }
+
+  observed(uri: string): ObservedPipeline | undefined {
+    const p = this.pipeline(uri);
+    return p && p.knot !== '' ? p : undefined;
   }
 
   runStatus(pipeline: string, workflow: string): string | undefined {
@@ -161,41 +204,53 @@ export class GreennessStore {
   }
 
   upsertRun(pipeline: string, workflow: string, status: string, at: number): void {
-    this.s.upsertRun!.run(pipeline, workflow, status, at);
+    this.s.insertRunNoPipeline!.run({ pipeline });
+    this.s.upsertRun!.run({ pipeline, workflow, status, at });
   }
 
   validationByCommit(queue: string, commit: string): ValidationRow | undefined {
-    return this.s.validationByCommit!.get(queue, commit) as ValidationRow | undefined;
+    return withId(this.s.validationByCommit!.get(queue, commit) as RawValidation | undefined);
   }
 
   validation(id: string): ValidationRow | undefined {
-    return this.s.validation!.get(id) as ValidationRow | undefined;
+    const k = parseValidationId(id);
+    return k ? withId(this.s.validation!.get(k.key, k.seq) as RawValidation | undefined) : undefined;
   }
 
   pendingValidationOf(pipeline: string): ValidationRow | undefined {
-    return this.s.pendingOf!.get(pipeline) as ValidationRow | undefined;
+    return withId(this.s.pendingOf!.get(pipeline) as RawValidation | undefined);
   }
 
   insertValidation(
-    v: Pick<ValidationRow, 'id' | 'queue' | 'seq' | 'commit' | 'pipeline' | 'attempt' | 'deadlineAt'>,
+    v: { queue: string; seq: number; commit: string; pipeline: string; attempt: number; deadlineAt: number },
     now: number,
   ): void {
-    this.s.insertValidation!.run({ ...v, now });
+    this.s.insertValidation!.run({
+      key: v.queue,
+      seq: v.seq,
+      commit: v.commit,
+      pipeline: v.pipeline,
+      attempt: v.attempt,
+      deadlineAt: v.deadlineAt,
+      now,
+    });
   }
 
   /** A cancelled or expired validation starts its next attempt with another pipeline. */
   rebind(id: string, pipeline: string, deadlineAt: number, now: number): boolean {
-    return this.s.rebind!.run(pipeline, deadlineAt, now, id).changes === 1;
+    const k = parseValidationId(id)!;
+    return this.s.rebind!.run({ key: k.key, seq: k.seq, pipeline, deadlineAt, now }).changes === 1;
   }
 
   /** pending → `state`, for that attempt only; false when it was not pending (a replay). */
   setState(id: string, attempt: number, state: ValidationState, now: number): boolean {
-    return this.s.setState!.run(state, now, id, attempt).changes === 1;
+    const k = parseValidationId(id)!;
+    return this.s.setState!.run({ key: k.key, seq: k.seq, attempt, state, now }).changes === 1;
   }
 
   /** Newest first, below `beforeSeq`. */
   history(queue: string, beforeSeq: number, limit: number): ValidationRow[] {
-    return this.s.history!.all(queue, beforeSeq, limit) as ValidationRow[];
+    return (this.s.history!.all(queue, beforeSeq, limit) as RawValidation[]).map((v) => withId(v)!);
   }
 
   counts(queue: string): { green: number; notGreen: number; pending: number } {
@@ -208,19 +263,33 @@ export class GreennessStore {
   }
 
   fact(queue: string, commit: string, project = ''): FactRow | undefined {
-    return this.s.fact!.get(queue, commit, project) as FactRow | undefined;
+    const f = this.s.fact!.get(queue, commit, project) as
+      | (Omit<FactRow, 'validation'> & { seq: number })
+      | undefined;
+    return f ? factRow(f) : undefined;
   }
 
   facts(queue: string, commit: string): FactRow[] {
-    return this.s.facts!.all(queue, commit) as FactRow[];
+    return (this.s.facts!.all(queue, commit) as Array<Omit<FactRow, 'validation'> & { seq: number }>).map(
+      factRow,
+    );
   }
 
   /** Create-only: false when a fact for (queue, commit, project) already exists (it is kept). */
-  insertFact(f: FactRow): boolean {
-    return this.s.insertFact!.run(f).changes === 1;
+  insertFact(f: Omit<FactRow, 'validation'>): boolean {
+    return (
+      this.s.insertFact!.run({
+        key: f.queue,
+        commit: f.commit,
+        project: f.project,
+        degree: f.degree,
+        createdAt: f.createdAt,
+      }).changes === 1
+    );
   }
+}
 
-  logGreen(queue: string, seq: number, commit: string, validation: string, at: number): void {
-    this.s.greenLog!.run(queue, seq, commit, validation, at);
-  }
+function factRow(f: Omit<FactRow, 'validation'> & { seq: number }): FactRow {
+  const { seq, ...rest } = f;
+  return { ...rest, validation: validationId(f.queue, seq) };
 }

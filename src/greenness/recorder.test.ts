@@ -141,21 +141,16 @@ describe('the greenness recorder (spec §6, behaviours)', () => {
     expect(t.store.runStatus('p1', 'ci')).toBe('success');
   });
 
-  it('14–15: a fact is never changed; one owned by another validation dead-letters the record', () => {
+  it('14–15: a fact is never changed: one already there is kept as it is', () => {
     const t = setup();
     t.pipeline('p1', sha(1), ['ci']);
-    t.store.insertFact({
-      queue: KEY,
-      commit: sha(1),
-      project: '',
-      degree: 1,
-      validation: 'someone-else',
-      createdAt: 0,
-    });
+    t.store.insertFact({ queue: KEY, commit: sha(1), project: '', degree: 1, createdAt: 0 });
     t.status('p1', 'ci', 'success');
-    expect(() => t.drain()).toThrow(PermanentError);
-    expect(t.store.fact(KEY, sha(1))).toMatchObject({ degree: 1, validation: 'someone-else' });
-    expect(t.store.validationByCommit(KEY, sha(1))!.state).toBe('pending');
+    t.drain();
+    expect(t.store.fact(KEY, sha(1))).toMatchObject({ degree: 1, createdAt: 0, validation: `v/${KEY}/1` });
+    expect(t.store.fact(KEY, sha(1), 'workflow:ci')).toMatchObject({ degree: 0 });
+    // The verdict follows the stored fact, not the statuses: not green, so no bookmark.
+    expect(t.store.queue(KEY)!.lastGreenSeq).toBeNull();
   });
 
   it('16–17: a validation still pending at its deadline expires with an event; a new pipeline for the commit is attempt 2', () => {

@@ -95,7 +95,6 @@ export class Recorder {
         const seq = store.takeSeq(key);
         store.insertValidation(
           {
-            id: `v/${key}/${seq}`,
             queue: key,
             seq,
             commit: p.commit,
@@ -181,21 +180,15 @@ export class Recorder {
       ...(d.degree !== undefined ? [{ project: '', degree: d.degree }] : []),
     ];
     for (const f of facts) {
-      const row = {
+      // Create-only: a fact already there (a replay) is kept as it is.
+      // A fact is keyed by its validation's (queue, seq), so it can only ever belong to `v`.
+      store.insertFact({
         queue: v.queue,
         commit: v.commit,
         project: f.project,
         degree: f.degree,
-        validation: v.id,
         createdAt: now,
-      };
-      if (!store.insertFact(row)) {
-        const stored = store.fact(v.queue, v.commit, f.project)!;
-        if (stored.validation !== v.id)
-          throw new PermanentError(
-            `fact (${v.queue}, ${v.commit}, "${f.project}") belongs to ${stored.validation}, not ${v.id}: never overwritten`,
-          );
-      }
+      });
       const stored = store.fact(v.queue, v.commit, f.project)!;
       this.hook('greenness.fact_recorded', `${v.id}#${f.project}`, v.attempt, q, {
         commit: v.commit,
@@ -210,14 +203,13 @@ export class Recorder {
     return d.outcome !== 'cancelled';
   }
 
-  /** §6.4 step 5, from the stored whole-repo fact: green log, tip, bookmark. Idempotent. */
+  /** §6.4 step 5, from the stored whole-repo fact: tip and bookmark (the green log is the `gn_green` index). Idempotent. */
   private afterFact(v: ValidationRow): void {
     const { store } = this.d;
     const f = store.fact(v.queue, v.commit);
     if (!f) return;
     const green = f.degree === 0;
     const now = this.now();
-    if (green) store.logGreen(v.queue, v.seq, v.commit, v.id, now);
     let q = store.queue(v.queue)!;
     if (q.tipSeq === null || v.seq > q.tipSeq) {
       store.setTip(v.queue, v.seq, green, q.tipGreen === null ? null : q.tipGreen === 1);
@@ -234,7 +226,7 @@ export class Recorder {
       });
     }
     if (green && (q.lastGreenSeq === null || v.seq > q.lastGreenSeq)) {
-      store.setLastGreen(v.queue, v.seq, v.commit, v.id, now);
+      store.setLastGreen(v.queue, v.seq, now);
       this.hook('greenness.last_green_advanced', v.queue, v.seq, q, {
         commit: v.commit,
         seq: v.seq,
