@@ -134,6 +134,15 @@ describe('greenness of a branch', () => {
     expect(history.json.cursor).toBe('2');
     const older = await get(`/greenness/v1/history?${q()}&before=2`);
     expect((older.json.items as Array<{ commit: string }>).map((i) => i.commit)).toEqual([g1]);
+    // The nearest green commits around a red one (spec §6.6 previousGreen / nextGreen).
+    expect((await get(`/greenness/v1/status?${q(f3)}`)).json).toMatchObject({
+      previousGreen: { commit: g2, seq: 2 },
+      nextGreen: { commit: g4, seq: 4 },
+    });
+    expect((await get(`/greenness/v1/status?${q(g1)}`)).json).toMatchObject({
+      previousGreen: null,
+      nextGreen: { commit: g2, seq: 2 },
+    });
     const queues = await get('/greenness/v1/queues');
     expect(queues.json.queues).toContainEqual({
       repo: REPO,

@@ -338,6 +338,26 @@ describe('repo DIDs from knots (2026 §3.6, §4.2)', () => {
         'the repo',
       );
     }
+    // Before it has a DID, the repo's branch is recorded by <ownerDid>/<name> (a knot-sent pipeline).
+    const before = 'b'.repeat(40);
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      rkey(),
+      pipelineRecord(s.knot.host, [{ name: 'ci.yml', raw: CI }], { name: 'legacy' }, { newSha: before }),
+    );
+    const greenness = async (repo: string, commit: string) => {
+      const res = await fetch(
+        `${s.daemon.base}/greenness/v1/status?repo=${encodeURIComponent(repo)}&ref=main&commit=${commit}`,
+      );
+      return res.status === 200
+        ? ((await res.json()) as { repo: string; status: string; seq: number })
+        : undefined;
+    };
+    await waitFor(
+      async () => (await greenness(`${OWNER}/legacy`, before))?.status === 'green',
+      'the commit before the DID recorded green',
+      20_000,
+    );
     const did = 'did:plc:legacyrepo';
     s.knot.git.create(did);
     s.knot.emit('sh.tangled.repo.didAssign', rkey(), {
@@ -357,6 +377,18 @@ describe('repo DIDs from knots (2026 §3.6, §4.2)', () => {
     s.knot.emit('sh.tangled.git.refUpdate', rkey(), refUpdate(did, sha));
     const [, record] = await finishedPipeline(sha);
     expect(record.triggerMetadata.repo.repoDid).toBe(did);
+    // The branch keeps its history under the DID: one queue, either id finds both commits.
+    const after = await waitFor(
+      async () => {
+        const g = await greenness(did, sha);
+        return g?.status === 'green' ? g : undefined;
+      },
+      'the commit after the DID recorded green',
+      20_000,
+    );
+    expect(after).toMatchObject({ repo: did, seq: 2 });
+    expect(await greenness(did, before)).toMatchObject({ repo: did, status: 'green', seq: 1 });
+    expect(await greenness(`${OWNER}/legacy`, sha)).toMatchObject({ repo: did, status: 'green', seq: 2 });
     await waitFor(
       () => s.daemon.logs().includes('didAssign refused: another owner already holds this repo DID'),
       'the refusal',

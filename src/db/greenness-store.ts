@@ -92,6 +92,11 @@ export class GreennessStore {
       queue: p(`SELECT ${QUEUE} FROM gn_queue q WHERE q.key = ?`),
       queues: p(`SELECT ${QUEUE} FROM gn_queue q ORDER BY q.repo, q.ref`),
       ensureQueue: p('INSERT OR IGNORE INTO gn_queue (key, repo, ref) VALUES (?, ?, ?)'),
+      alias: p('SELECT repo FROM gn_repo_alias WHERE alias = ?'),
+      addAlias: p('INSERT OR IGNORE INTO gn_repo_alias (alias, repo) VALUES (?, ?)'),
+      renameRepo:
+        p(`UPDATE gn_queue SET repo = @shown WHERE substr(key, 1, length(@keyed) + 1) = @keyed || '@'
+                     AND repo <> @shown`),
       takeSeq: p('UPDATE gn_queue SET next_seq = next_seq + 1 WHERE key = ? RETURNING next_seq - 1 AS seq'),
       setTip: p('UPDATE gn_queue SET tip_seq = ?, tip_green = ?, tip_prev_green = ? WHERE key = ?'),
       setLastGreen: p('UPDATE gn_queue SET last_green_seq = ?, last_green_at = ? WHERE key = ?'),
@@ -137,6 +142,14 @@ export class GreennessStore {
         p(`SELECT q.key AS queue, v.commit_sha AS "commit", f.project, f.degree, f.seq, f.created_at AS createdAt
                 FROM gn_fact f JOIN gn_queue q ON q.id = f.queue JOIN gn_validation v ON v.queue = f.queue AND v.seq = f.seq
                 WHERE q.key = ? AND v.commit_sha = ? ORDER BY f.project`),
+      greenBelow: p(`SELECT f.seq, v.commit_sha AS "commit" FROM gn_fact f
+                     JOIN gn_validation v ON v.queue = f.queue AND v.seq = f.seq
+                     WHERE f.queue = (SELECT id FROM gn_queue WHERE key = ?) AND f.project = '' AND f.degree = 0
+                       AND f.seq < ? ORDER BY f.seq DESC LIMIT 1`),
+      greenAbove: p(`SELECT f.seq, v.commit_sha AS "commit" FROM gn_fact f
+                     JOIN gn_validation v ON v.queue = f.queue AND v.seq = f.seq
+                     WHERE f.queue = (SELECT id FROM gn_queue WHERE key = ?) AND f.project = '' AND f.degree = 0
+                       AND f.seq > ? ORDER BY f.seq ASC LIMIT 1`),
       insertFact: p(`INSERT OR IGNORE INTO gn_fact (queue, seq, project, degree, created_at)
                      SELECT v.queue, v.seq, @project, @degree, @createdAt FROM gn_validation v
                      WHERE v.queue = ${queueId} AND v.commit_sha = @commit`),
@@ -149,6 +162,29 @@ export class GreennessStore {
 
   queues(): QueueRow[] {
     return this.s.queues!.all() as QueueRow[];
+  }
+
+  /** The repo id queues of `repo` are keyed by: itself unless it is an alias of another id. */
+  keyedRepo(repo: string): string {
+    return (this.s.alias!.get(repo) as { repo: string } | undefined)?.repo ?? repo;
+  }
+
+  /**
+   * Links a repo's ids: `repo` (its DID when it has one) and `formerly` (its `<ownerDid>/<name>`).
+   * Returns the id its queues are keyed by (whichever was seen first), and shows `repo` as the
+   * queues' repo from now on.
+   */
+  linkRepo(repo: string, formerly: string | undefined): string {
+    if (formerly === undefined) {
+      const keyed = this.keyedRepo(repo);
+      this.s.addAlias!.run(repo, keyed);
+      return keyed;
+    }
+    const keyed = (this.s.alias!.get(formerly) as { repo: string } | undefined)?.repo ?? this.keyedRepo(repo);
+    this.s.addAlias!.run(repo, keyed);
+    this.s.addAlias!.run(formerly, keyed);
+    this.s.renameRepo!.run({ shown: repo, keyed });
+    return keyed;
   }
 
   ensureQueue(key: string, repo: string, ref: string): void {
@@ -273,6 +309,16 @@ export class GreennessStore {
     return (this.s.facts!.all(queue, commit) as Array<Omit<FactRow, 'validation'> & { seq: number }>).map(
       factRow,
     );
+  }
+
+  /** The nearest green commit below `seq` (spec §6.6 previousGreen), from the green log. */
+  previousGreen(queue: string, seq: number): { seq: number; commit: string } | null {
+    return (this.s.greenBelow!.get(queue, seq) as { seq: number; commit: string } | undefined) ?? null;
+  }
+
+  /** The nearest green commit above `seq` (spec §6.6 nextGreen), from the green log. */
+  nextGreen(queue: string, seq: number): { seq: number; commit: string } | null {
+    return (this.s.greenAbove!.get(queue, seq) as { seq: number; commit: string } | undefined) ?? null;
   }
 
   /** Create-only: false when a fact for (queue, commit, project) already exists (it is kept). */

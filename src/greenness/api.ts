@@ -23,6 +23,9 @@ export interface CommitStatus {
   seq?: number;
   validation?: { id: string; state: string; attempt: number; pipeline: string };
   workflows: Array<{ name: string; status: string; degree?: number }>;
+  /** `status` only: the nearest green commits below and above this one's seq. */
+  previousGreen?: { commit: string; seq: number } | null;
+  nextGreen?: { commit: string; seq: number } | null;
 }
 
 export class GreennessApi {
@@ -38,7 +41,12 @@ export class GreennessApi {
     );
     app.get('/greenness/v1/status', (c) => {
       const q = this.queueOf(c);
-      return c.json(this.status(q, commitParam(c)));
+      const s = this.status(q, commitParam(c));
+      if (s.seq !== undefined) {
+        s.previousGreen = this.store.previousGreen(q.key, s.seq);
+        s.nextGreen = this.store.nextGreen(q.key, s.seq);
+      }
+      return c.json(s);
     });
     app.get('/greenness/v1/last-green', (c) => {
       const q = this.queueOf(c);
@@ -139,7 +147,7 @@ export class GreennessApi {
     if (!rawRef || rawRef.length > 1024 || /[\s\\]|\.\./.test(rawRef))
       throw new InvalidRequestError('ref: expected refs/heads/<branch> or <branch>');
     const ref = rawRef.startsWith('refs/') ? rawRef : `refs/heads/${rawRef}`;
-    const q = this.store.queue(queueKey(repo, ref));
+    const q = this.store.queue(queueKey(this.store.keyedRepo(repo), ref));
     if (!q) throw new XrpcError(404, 'QueueNotFound', `${ref} of ${repo} is not a greenness queue here`);
     return q;
   }

@@ -9,6 +9,7 @@ import { PermanentError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import type { WireStatus } from '../pipelines/pipeline.ts';
 import { Queue } from '../queue/index.ts';
+import { GreennessApi } from './api.ts';
 import { parseGreenness } from './config.ts';
 import { type HookEvent, queueKey, Recorder, type RecordMessage } from './recorder.ts';
 
@@ -221,5 +222,33 @@ describe('the greenness recorder (spec §6, behaviours)', () => {
     for (const m of t.messages('greenness.record')) t.recorder.record(m);
     expect(t.hooks().map((h) => h.id)).toEqual(before);
     expect(t.store.facts(KEY, sha(1))).toHaveLength(3);
+  });
+
+  it('a repo that gets a DID keeps its history: both ids find one queue', () => {
+    const t = setup();
+    const named = 'did:plc:owner/hello';
+    const observe = (pipeline: string, commit: string, repo: string, repoName?: string) =>
+      t.recorder.onPipeline({
+        pipeline,
+        knot: 'knot.test',
+        repo,
+        ...(repoName ? { repoName } : {}),
+        trigger: 'push',
+        ref: REF,
+        commit,
+        workflows: ['ci'],
+        observedAt: 0,
+      });
+    observe('n1', sha(1), named);
+    finish(t, 'n1', { ci: 'success' });
+    observe('d2', sha(2), REPO, named); // the knot assigned the DID
+    finish(t, 'd2', { ci: 'success' });
+    const api = new GreennessApi(t.store);
+    const byName = api.queue(named, 'main');
+    const byDid = api.queue(REPO, 'refs/heads/main');
+    expect(byDid).toEqual(byName);
+    expect(byDid).toMatchObject({ repo: REPO, nextSeq: 3, lastGreenSeq: 2, lastGreenCommit: sha(2) });
+    expect(t.store.queues()).toHaveLength(1);
+    expect(t.store.history(byDid.key, 99, 10).map((v) => v.commit)).toEqual([sha(2), sha(1)]);
   });
 });

@@ -84,9 +84,9 @@ export class Recorder {
         observedAt: p.observedAt,
       });
       if (p.trigger !== 'push' || !p.ref || !p.commit) return;
-      const settings = queueFor(this.d.config, [p.repo], p.ref);
+      const settings = queueFor(this.d.config, p.repoName ? [p.repo, p.repoName] : [p.repo], p.ref);
       if (!settings) return;
-      const key = queueKey(p.repo, p.ref);
+      const key = queueKey(store.linkRepo(p.repo, p.repoName), p.ref);
       store.ensureQueue(key, p.repo, p.ref);
       const deadlineAt = p.observedAt + settings.pipelineDeadlineMs;
       const now = this.now();

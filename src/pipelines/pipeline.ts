@@ -84,6 +84,11 @@ export interface PipelineSubject {
   knot: string;
   /** The repo id (see `repoId`). */
   repo: string;
+  /**
+   * `<ownerDid>/<name>` when `repo` is the repo DID: the id the repo had before it had a DID,
+   * so a consumer keyed by repo id can keep one history across the change.
+   */
+  repoName?: string;
   trigger: string;
   /** Pushes only: the pushed ref, fully qualified. */
   ref?: string;
@@ -127,6 +132,7 @@ export function pipelineSubject(row: {
     repo: repoId({ repoDid: row.repoDid, owner: row.repoOwner, name: row.repoName }),
     trigger: row.kind,
   };
+  if (row.repoDid) subject.repoName = `${row.repoOwner}/${row.repoName}`;
   if (row.kind === 'push') {
     const push = (JSON.parse(row.record) as PipelineRecord).triggerMetadata.push;
     if (push) {

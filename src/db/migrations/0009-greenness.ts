@@ -3,7 +3,8 @@
  * last green commit and the tip; the pipelines and workflow runs the recorder has observed; one
  * validation per (queue, commit), keyed by its seq; create-only facts per (queue, seq, project)
  * (seq and commit are one-to-one within a queue, so this is the spec's (queue, commit, project)).
- * Rows refer to queues and pipelines by integer ids: a recorded commit costs under a kilobyte.
+ * A repo's ids (its DID, its <ownerDid>/<name>) are aliases of the id its queues were first
+ * keyed by, so a repo that gets a DID keeps its history. Rows refer to queues and pipelines by integer ids: a recorded commit costs under a kilobyte.
  * Pipelines started before this migration never become validations: greenness starts at the
  * first push after the upgrade.
  */
@@ -20,6 +21,10 @@ CREATE TABLE gn_queue (
   tip_green         INTEGER,
   tip_prev_green    INTEGER
 );
+CREATE TABLE gn_repo_alias (
+  alias  TEXT PRIMARY KEY,
+  repo   TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE gn_pipeline (
   id           INTEGER PRIMARY KEY,
   uri          TEXT    NOT NULL UNIQUE,
