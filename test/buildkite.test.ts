@@ -55,6 +55,17 @@ async function finished(
   ) as Promise<Record<string, StatusRow>>;
 }
 
+/** The deploy gate's answer on the pipeline's commit, once greenness has a verdict on it. */
+async function gate(pipeline: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const record = app.pipelines.get(pipeline) as { triggerMetadata: { push: { newSha: string } } };
+  const q = `repo=${encodeURIComponent(`${OWNER}/hello`)}&ref=main&commit=${record.triggerMetadata.push.newSha}`;
+  return waitFor<{ status: number; json: Record<string, unknown> } | undefined>(async () => {
+    const res = await fetch(`${s.daemon.base}/greenness/v1/gate?${q}`);
+    const json = (await res.json()) as Record<string, unknown>;
+    return json.status === 'green' || json.status === 'not_green' ? { status: res.status, json } : undefined;
+  }, `the verdict on ${pipeline}`) as Promise<{ status: number; json: Record<string, unknown> }>;
+}
+
 /** The daemon's database, read beside it (WAL: a reader never blocks the daemon). */
 function query<T>(sql: string, ...params: unknown[]): T | undefined {
   const db = new Database(s.db, { readonly: true });
@@ -120,6 +131,7 @@ describe('the Buildkite runner', () => {
     const pipeline = run([workflow('ci.yml', 'app')]);
     const latest = await finished(pipeline, 1);
     expect(latest['ci.yml']).toMatchObject({ status: 'success' });
+    expect(await gate(pipeline)).toMatchObject({ status: 200, json: { green: true } });
     const build = bk.builds.at(-1)!;
     expect(build.body).toMatchObject({
       commit: expect.stringMatching(/^[0-9a-f]{40}$/),
@@ -169,6 +181,15 @@ describe('the Buildkite runner', () => {
     expect(latest['nopipe.yml']!.error).toMatch(
       /names no Buildkite pipeline: set treadle.buildkite.pipeline/,
     );
+    // Greenness counts a timeout as a failure (spec behaviour 9), from Buildkite's statuses.
+    expect(await gate(pipeline)).toEqual({
+      status: 409,
+      json: {
+        green: false,
+        status: 'not_green',
+        reason: 'workflow lint.yml failed; workflow e2e.yml timed out; workflow nopipe.yml failed',
+      },
+    });
   }, 30_000);
 
   it('follows builds through creating, waiter jobs and jobs assigned then accepted, and reports skipped, not_run, broken and expired builds', async () => {

@@ -20,6 +20,8 @@ export interface QueueRow {
   tipSeq: number | null;
   tipGreen: number | null;
   tipPrevGreen: number | null;
+  /** The queue's required workflows as last configured (JSON array), or null: all count. */
+  required: string | null;
 }
 
 export interface ObservedPipeline {
@@ -70,7 +72,7 @@ export function parseValidationId(id: string): { key: string; seq: number } | un
 
 const QUEUE = `q.id, q.key, q.repo, q.ref, q.next_seq AS nextSeq, q.last_green_seq AS lastGreenSeq,
   (SELECT commit_sha FROM gn_validation WHERE queue = q.id AND seq = q.last_green_seq) AS lastGreenCommit,
-  q.last_green_at AS lastGreenAt, q.tip_seq AS tipSeq, q.tip_green AS tipGreen, q.tip_prev_green AS tipPrevGreen`;
+  q.last_green_at AS lastGreenAt, q.tip_seq AS tipSeq, q.tip_green AS tipGreen, q.tip_prev_green AS tipPrevGreen, q.required`;
 const VALIDATION = `q.key AS queue, v.seq, v.commit_sha AS "commit", p.uri AS pipeline, v.attempt, v.state,
   v.deadline_at AS deadlineAt, v.created_at AS createdAt, v.updated_at AS updatedAt
   FROM gn_validation v JOIN gn_queue q ON q.id = v.queue JOIN gn_pipeline p ON p.id = v.pipeline`;
@@ -92,6 +94,7 @@ export class GreennessStore {
       queue: p(`SELECT ${QUEUE} FROM gn_queue q WHERE q.key = ?`),
       queues: p(`SELECT ${QUEUE} FROM gn_queue q ORDER BY q.repo, q.ref`),
       ensureQueue: p('INSERT OR IGNORE INTO gn_queue (key, repo, ref) VALUES (?, ?, ?)'),
+      setRequired: p('UPDATE gn_queue SET required = ? WHERE key = ? AND required IS NOT ?'),
       alias: p('SELECT repo FROM gn_repo_alias WHERE alias = ?'),
       addAlias: p('INSERT OR IGNORE INTO gn_repo_alias (alias, repo) VALUES (?, ?)'),
       renameRepo:
@@ -185,6 +188,12 @@ export class GreennessStore {
     this.s.addAlias!.run(formerly, keyed);
     this.s.renameRepo!.run({ shown: repo, keyed });
     return keyed;
+  }
+
+  /** Records the queue's required workflows as configured now (shown in reasons). */
+  setRequired(key: string, required: readonly string[] | undefined): void {
+    const json = required && required.length > 0 ? JSON.stringify(required) : null;
+    this.s.setRequired!.run(json, key, json);
   }
 
   ensureQueue(key: string, repo: string, ref: string): void {

@@ -23,6 +23,8 @@ export interface CommitStatus {
   seq?: number;
   validation?: { id: string; state: string; attempt: number; pipeline: string };
   workflows: Array<{ name: string; status: string; degree?: number }>;
+  /** Set when the branch counts only these workflows (`requiredWorkflows`). */
+  requiredWorkflows?: string[];
   /** `status` only: the nearest green commits below and above this one's seq. */
   previousGreen?: { commit: string; seq: number } | null;
   nextGreen?: { commit: string; seq: number } | null;
@@ -117,6 +119,7 @@ export class GreennessApi {
       seq: v.seq,
       validation: { id: v.id, state: v.state, attempt: v.attempt, pipeline: v.pipeline },
       workflows,
+      ...(q.required ? { requiredWorkflows: JSON.parse(q.required) as string[] } : {}),
     };
   }
 
@@ -176,17 +179,22 @@ function intParam(c: Context, name: string, min: number, max: number): number | 
 export function reasonOf(s: CommitStatus): string {
   if (s.status === 'green') return 'green: every counted workflow succeeded';
   if (s.status === 'unknown') return 'never built on this branch';
-  const broken = s.workflows.filter((w) => w.status === 'failed' || w.status === 'timeout');
+  const counts = (name: string) => !s.requiredWorkflows || s.requiredWorkflows.includes(name);
+  const broken = s.workflows.filter(
+    (w) => counts(w.name) && (w.status === 'failed' || w.status === 'timeout'),
+  );
+  const missing = (s.requiredWorkflows ?? []).filter((name) => !s.workflows.some((w) => w.name === name));
   if (s.status === 'pending') {
     const running = s.workflows.filter(
       (w) => !['success', 'failed', 'timeout', 'cancelled'].includes(w.status),
     ).length;
     return `pending: ${running} of ${s.workflows.length} workflows running`;
   }
-  if (broken.length > 0)
-    return broken
-      .map((w) => `workflow ${w.name} ${w.status === 'timeout' ? 'timed out' : 'failed'}`)
-      .join('; ');
+  if (broken.length > 0 || missing.length > 0)
+    return [
+      ...broken.map((w) => `workflow ${w.name} ${w.status === 'timeout' ? 'timed out' : 'failed'}`),
+      ...missing.map((name) => `required workflow ${name} did not run`),
+    ].join('; ');
   if (s.validation?.state === 'expired') return 'expired: the pipeline did not finish before its deadline';
   return 'cancelled: no verdict (a workflow was cancelled)';
 }

@@ -88,6 +88,7 @@ export class Recorder {
       if (!settings) return;
       const key = queueKey(store.linkRepo(p.repo, p.repoName), p.ref);
       store.ensureQueue(key, p.repo, p.ref);
+      store.setRequired(key, settings.requiredWorkflows);
       const deadlineAt = p.observedAt + settings.pipelineDeadlineMs;
       const now = this.now();
       let v = store.validationByCommit(key, p.commit);

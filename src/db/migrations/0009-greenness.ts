@@ -19,7 +19,8 @@ CREATE TABLE gn_queue (
   last_green_at     INTEGER,
   tip_seq           INTEGER,
   tip_green         INTEGER,
-  tip_prev_green    INTEGER
+  tip_prev_green    INTEGER,
+  required          TEXT
 );
 CREATE TABLE gn_repo_alias (
   alias  TEXT PRIMARY KEY,
