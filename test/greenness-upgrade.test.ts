@@ -1,0 +1,135 @@
+/**
+ * Upgrading a database from the version before greenness: migration 0009 applies, and the
+ * pipelines already in the database — finished ones, and one still running across the upgrade
+ * — never become validations. Greenness starts at the first push after the upgrade.
+ *
+ * The version before greenness differs from this one only by migration 0009 and the greenness
+ * module's consumer groups (its topics `pipeline.started` and `workflow.status` were already
+ * written, with no group following them). So the old database is made by running this daemon
+ * and then taking exactly those away, with the daemon stopped.
+ */
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTreadle } from './support/process.ts';
+import {
+  OWNER,
+  onboard,
+  pipelineRecord,
+  rkey,
+  type Stack,
+  startStack,
+  stubWorkflow,
+} from './support/stack.ts';
+import { waitFor } from './support/wait.ts';
+
+const REPO = `${OWNER}/hello`;
+const GREENNESS_GROUPS = ['greenness-ingest', 'greenness-deadline', 'greenness-record', 'hook-dispatch'];
+let s: Stack;
+
+beforeAll(async () => {
+  s = await startStack();
+  await onboard(s);
+}, 30_000);
+
+afterAll(async () => {
+  await s?.close();
+});
+
+function push(n: number, duration: string): { commit: string; rkey: string } {
+  const commit = n.toString(16).padStart(40, '7');
+  const key = rkey();
+  s.knot.emit(
+    'sh.tangled.pipeline',
+    key,
+    pipelineRecord(
+      s.knot.host,
+      [{ name: 'ci.yml', raw: stubWorkflow('success', duration) }],
+      {},
+      { newSha: commit },
+    ),
+  );
+  return { commit, rkey: key };
+}
+
+async function workflowStatus(key: string): Promise<string | undefined> {
+  const r = await runTreadle(['runs', 'list', '--json', '--db', s.db]);
+  const rows = JSON.parse(r.stdout) as Array<{ pipeline: string; workflows: Array<{ status: string }> }>;
+  return rows.find((p) => p.pipeline.endsWith(`/${key}`))?.workflows[0]?.status;
+}
+
+/** What the version before greenness leaves behind: no migration 0009, no greenness groups. */
+function downgrade(file: string): void {
+  const db = new Database(file);
+  try {
+    db.transaction(() => {
+      for (const t of ['gn_fact', 'gn_validation', 'gn_run', 'gn_pipeline', 'gn_repo_alias', 'gn_queue'])
+        db.exec(`DROP TABLE ${t}`);
+      db.prepare('DELETE FROM schema_migrations WHERE version = 9').run();
+      const groups = JSON.stringify([...GREENNESS_GROUPS, 'hook-deliver', 'hook-deliver-dlq']);
+      db.prepare('DELETE FROM queue_delivery WHERE consumer_group IN (SELECT value FROM json_each(?))').run(
+        groups,
+      );
+      db.prepare(
+        'DELETE FROM queue_subscriptions WHERE consumer_group IN (SELECT value FROM json_each(?))',
+      ).run(groups);
+      db.prepare(
+        `DELETE FROM queue_messages WHERE topic IN ('greenness.record', 'greenness.deadline', 'hook', 'hook.deliver')`,
+      ).run();
+    })();
+  } finally {
+    db.close();
+  }
+}
+
+async function status(commit: string): Promise<Record<string, unknown>> {
+  const res = await fetch(
+    `${s.daemon.base}/greenness/v1/status?repo=${encodeURIComponent(REPO)}&ref=main&commit=${commit}`,
+  );
+  return (await res.json()) as Record<string, unknown>;
+}
+
+describe('upgrading to greenness', () => {
+  it('migrates an older database and judges only pushes after the upgrade', async () => {
+    const finished = push(1, '0s');
+    await waitFor(async () => (await workflowStatus(finished.rkey)) === 'success', 'the finished pipeline');
+    const running = push(2, '6s');
+    await waitFor(async () => (await workflowStatus(running.rkey)) === 'running', 'the running pipeline');
+    expect(await s.daemon.stop()).toBe(0);
+    downgrade(s.db);
+
+    await s.restart();
+    const db = new Database(s.db, { readonly: true });
+    try {
+      expect(db.prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({ v: 9 });
+    } finally {
+      db.close();
+    }
+    const fresh = push(3, '0s');
+    await waitFor(
+      async () => (await status(fresh.commit)).status === 'green',
+      'the first push after the upgrade',
+    );
+    // The stub runner's builds live in its process: the run across the restart ends as the
+    // daemon's recovery decides; any terminal status will do, as long as one arrives.
+    await waitFor(
+      async () =>
+        ['success', 'failed', 'timeout', 'cancelled'].includes((await workflowStatus(running.rkey)) ?? ''),
+      'the pipeline running across the upgrade to end',
+      20_000,
+    );
+    // Its statuses after the upgrade reached greenness (a sentinel after it is recorded) and made nothing.
+    const sentinel = push(4, '0s');
+    await waitFor(async () => (await status(sentinel.commit)).status === 'green', 'the sentinel');
+    expect(await status(finished.commit)).toMatchObject({ status: 'unknown' });
+    expect(await status(running.commit)).toMatchObject({ status: 'unknown' });
+    expect(await status(fresh.commit)).toMatchObject({ seq: 1 });
+    const res = await fetch(`${s.daemon.base}/greenness/v1/queues`);
+    expect(((await res.json()) as { queues: unknown[] }).queues).toEqual([
+      expect.objectContaining({
+        repo: REPO,
+        ref: 'refs/heads/main',
+        counts: { green: 2, notGreen: 0, pending: 0 },
+      }),
+    ]);
+  }, 60_000);
+});
