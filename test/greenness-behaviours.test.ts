@@ -1,6 +1,6 @@
 /**
  * Greenness behaviours through the real daemon, each on its own branch of one configured stack
- * (spec §10 behaviours 2, 9, 11, 16, 17, 21, 23, 27 — a second pipeline for a
+ * (spec §10 behaviours 2, 9, 11, 16, 17, 18, 21, 23, 27 — a second pipeline for a
  * commit comes from `treadle runs retry`, since the spindle runs one pipeline per push; the others are in greenness.test.ts,
  * greenness-hooks.test.ts, greenness-crash.test.ts, buildkite.test.ts and protocol2026.test.ts,
  * with the orderings a daemon cannot be made to produce on demand in src/greenness/recorder.test.ts).
@@ -30,14 +30,14 @@ const dir = tempDir();
 let s: Stack;
 let app: AppviewEvents;
 let sink: Server;
-let sinkHits = 0;
+const sinkHits: string[] = [];
 
 beforeAll(async () => {
   // A hook sink that is always down (behaviour 27).
   sink = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
-      sinkHits++;
+      sinkHits.push(String(req.headers['webhook-id']));
       res.writeHead(503).end();
     });
   });
@@ -147,6 +147,24 @@ const settled = (branch: string, commit: string) =>
     `the verdict on ${commit}`,
   );
 
+/** Every status and record message handled: greenness has seen all the daemon wrote. */
+function greennessIdle(): Promise<unknown> {
+  return waitFor(() => {
+    const db = new Database(s.db, { readonly: true });
+    try {
+      const row = db
+        .prepare(
+          `SELECT count(*) AS n FROM queue_delivery
+             WHERE topic IN ('pipeline.started', 'workflow.status', 'greenness.record')`,
+        )
+        .get() as { n: number };
+      return row.n === 0;
+    } finally {
+      db.close();
+    }
+  }, 'greenness to catch up');
+}
+
 /** The hook events the daemon emitted for a branch, in emission order. */
 function hooksOf(branch: string): Array<{ type: string; seq: number }> {
   const db = new Database(s.db, { readonly: true });
@@ -178,7 +196,7 @@ describe('greenness behaviours through the daemon', () => {
     expect(st.validation!.pipeline.endsWith(`/${first}`)).toBe(true);
   }, 30_000);
 
-  it('17: after cancelled, a retry of the commit is attempt 2 and records', async () => {
+  it('17, 18: after cancelled, a retry of the commit is attempt 2 and records; a run after the verdict changes nothing', async () => {
     const c = newSha();
     const first = push('again', c, { 'ci.yml': ['success', '3s'] });
     await until('again', c, (st) => st.status === 'pending', 'the validation');
@@ -191,6 +209,14 @@ describe('greenness behaviours through the daemon', () => {
     const st = await until('again', c, (x) => x.status === 'green', 'attempt 2 green');
     expect(st).toMatchObject({ degree: 0, seq: 1, validation: { state: 'succeeded', attempt: 2 } });
     expect(st.validation!.pipeline.endsWith(`/${second}`)).toBe(true);
+    // 18: after a verdict, another run of the commit is stored and changes nothing.
+    const third = await retry(second);
+    await waitFor(() => app.latest(third)['ci.yml']?.status === 'success', 'the third run');
+    const sentinel = newSha();
+    push('again', sentinel, { 'ci.yml': ['success', '0s'] });
+    await settled('again', sentinel);
+    const after = await statusOf('again', c);
+    expect({ ...after, nextGreen: undefined }).toEqual({ ...st, nextGreen: undefined });
   }, 30_000);
 
   it('9: a timeout counts exactly as a failure', async () => {
@@ -245,9 +271,7 @@ describe('greenness behaviours through the daemon', () => {
 
     // Attempt 1 finishing after its deadline changes nothing: expired stays expired.
     await waitFor(() => app.latest(first)['slow.yml']?.status === 'success', 'attempt 1 finishing', 15_000);
-    const sentinel = newSha();
-    push('deadline', sentinel, { 'slow.yml': ['success', '0s'] });
-    await settled('deadline', sentinel);
+    await greennessIdle();
     expect(await statusOf('deadline', c)).toMatchObject({
       status: 'not_green',
       validation: { state: 'expired', attempt: 1 },
@@ -259,7 +283,8 @@ describe('greenness behaviours through the daemon', () => {
       'the dead-lettered hook',
       15_000,
     );
-    expect(sinkHits).toBe(3);
+    expect(sinkHits, sinkHits.join()).toHaveLength(3);
+    expect(new Set(sinkHits).size).toBe(1);
     const letters = await runTreadle(['queue', 'dlq', 'list', 'hook.deliver', '--json', '--db', s.db]);
     const parsed = JSON.parse(letters.stdout) as Array<{
       payload: { event: { type: string } };

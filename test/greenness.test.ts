@@ -1,7 +1,7 @@
 /**
  * Greenness through the real daemon's status path: a fake knot's push pipelines, stub runner
  * outcomes, the durable topics, the recorder, and the read API (spec §6, behaviours 1, 4, 7, 8,
- * 10, 13, 18, 20, 22, 24, 28).
+ * 10, 13, 20, 22, 24, 28).
  */
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
