@@ -119,6 +119,7 @@ describe('StatusWriter', () => {
       pipeline: 'at://did:web:knot.example.com/sh.tangled.pipeline/3kpipe',
       knot: 'knot.example.com',
       repo: 'did:plc:repo',
+      repoName: 'did:plc:owner/hello',
       trigger: 'push',
       ref: 'refs/heads/main',
       commit: 'a'.repeat(40),
