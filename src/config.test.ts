@@ -65,6 +65,7 @@ describe('loadConfig', () => {
         queues: [{ repo: '*', ref: 'refs/heads/**', exclude: false, pipelineDeadlineMs: 21_600_000 }],
         hooks: [],
       },
+      landing: { targets: [] },
     });
   });
 
@@ -78,6 +79,30 @@ describe('loadConfig', () => {
     const bad = configFile('greenness:\n  queues:\n    - ref: "release-[0-9"\n      colour: green\n');
     const message = failure({ ...REQUIRED, TREADLE_CONFIG: bad });
     expect(message).toContain('greenness.queues[0]: unknown key "colour"');
+  });
+
+  it('reads the landing block, checkouts under the repo dir by default, and checks promote targets exist', () => {
+    const target =
+      '    - name: verified\n      repo: did:plc:r\n      remoteUrl: /srv/r.git\n      targetBranch: verified/main\n';
+    const file = configFile(
+      `landing:\n  targets:\n${target}greenness:\n  queues:\n    - ref: main\n      promote: { target: verified }\n`,
+    );
+    const config = loadConfig({ ...REQUIRED, TREADLE_DB: '/data/treadle.db', TREADLE_CONFIG: file }).config;
+    expect(config.landing.targets[0]).toMatchObject({
+      name: 'verified',
+      checkoutPath: '/data/repos/land/verified',
+    });
+    expect(config.greenness.queues[0]!.promote).toEqual({ target: 'verified' });
+    const dangling = configFile(
+      'greenness:\n  queues:\n    - ref: main\n      promote: { target: nowhere }\n',
+    );
+    expect(failure({ ...REQUIRED, TREADLE_CONFIG: dangling })).toContain(
+      'greenness.queues[0].promote.target: no landing target is named "nowhere"',
+    );
+    const relative = configFile(`landing:\n  targets:\n${target}      checkoutPath: land/x\n`);
+    expect(failure({ ...REQUIRED, TREADLE_CONFIG: relative })).toContain(
+      'landing.targets[0].checkoutPath: an absolute path',
+    );
   });
 
   it('reads the engine map from the environment and from YAML, and rejects a malformed pair', () => {

@@ -4,6 +4,7 @@
  * start, into a typed object; a bad or missing value fails with a message naming the variable.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { type ZodType, z } from 'zod';
 import {
@@ -19,6 +20,7 @@ import {
 } from './config-values.ts';
 import { ConfigError } from './errors.ts';
 import { type GreennessConfig, parseGreenness } from './greenness/config.ts';
+import { type LandingConfig, parseLanding } from './landing/config.ts';
 import { LOG_LEVELS } from './logger.ts';
 
 export interface Setting {
@@ -39,6 +41,7 @@ export interface Setting {
 
 export const CONFIG_FILE_ENV = 'TREADLE_CONFIG';
 const GREENNESS_KEY = 'greenness';
+const LANDING_KEY = 'landing';
 
 export const SETTINGS: readonly Setting[] = [
   {
@@ -345,6 +348,8 @@ export interface Config {
   queue: QueueSettings;
   /** Which branches are greenness queues, and where hooks go (the YAML file's `greenness` block). */
   greenness: GreennessConfig;
+  /** The targets landing may push to (the YAML file's `landing` block). */
+  landing: LandingConfig;
   /** The YAML file the values came from, if any. */
   configFile?: string;
 }
@@ -402,8 +407,24 @@ function load(env: Env, serving: boolean): LoadedConfig<AdminConfig> {
   if ('problems' in greenness)
     errors.push(...greenness.problems.map((p) => `${CONFIG_FILE_ENV} file ${file}: ${p}`));
   else values.greenness = greenness.config;
+  const repoDir = (values.repoDir as string | undefined) ?? join(dirname(String(values.db ?? '.')), 'repos');
+  const landing = parseLanding(fromFile.get(LANDING_KEY), env, resolve(repoDir));
+  if ('problems' in landing)
+    errors.push(...landing.problems.map((p) => `${CONFIG_FILE_ENV} file ${file}: ${p}`));
+  else {
+    values.landing = landing.config;
+    if ('config' in greenness) {
+      const names = new Set(landing.config.targets.map((t) => t.name));
+      greenness.config.queues.forEach((q, i) => {
+        if (q.promote && !names.has(q.promote.target))
+          errors.push(
+            `${CONFIG_FILE_ENV} file ${file}: greenness.queues[${i}].promote.target: no landing target is named "${q.promote.target}"`,
+          );
+      });
+    }
+  }
   for (const key of fromFile.keys()) {
-    if (key === GREENNESS_KEY) continue;
+    if (key === GREENNESS_KEY || key === LANDING_KEY) continue;
     if (!SETTINGS.some((s) => s.key === key))
       errors.push(`${CONFIG_FILE_ENV} file ${file}: unknown key "${key}"`);
   }

@@ -15,6 +15,11 @@ export class InvalidRequestError extends TreadleError {
   override readonly code = 'InvalidRequest';
 }
 
+/** A change that cannot be applied to its target as asked: unmerged paths, or a promotion that is not a fast-forward. */
+export class ConflictError extends TreadleError {
+  override readonly code = 'Conflict';
+}
+
 /** A request body over its route's bound; it was not read past the bound. */
 export class PayloadTooLargeError extends TreadleError {
   override readonly code = 'PayloadTooLarge';

@@ -3,7 +3,8 @@
  * Discovery decides which repos are served and so which knots to follow; knot frames and pull
  * records go through the durable queue to intake, dispatch and the status writer; every status
  * reaches `/events` and the `workflow.status` topic in one transaction; runners' logs go to the
- * log store; `/events`, `/logs` and `sh.tangled.ci.*` serve the appview.
+ * log store; `/events`, `/logs` and `sh.tangled.ci.*` serve the appview; greenness records which
+ * commits are green and landing pushes to configured targets.
  */
 import type { BuildRunner } from '../providers/runner.ts';
 import { createCi } from './ci/module.ts';
@@ -12,6 +13,7 @@ import { createDiscovery } from './discovery/module.ts';
 import { createEvents } from './events/module.ts';
 import { createGreenness } from './greenness/module.ts';
 import { createKnots } from './knots/module.ts';
+import { createLanding } from './landing/module.ts';
 import { createLogs } from './logs/module.ts';
 import type { Module } from './module.ts';
 import { createPipelines } from './pipelines/module.ts';
@@ -38,6 +40,7 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
   const ci = createCi(ctx, { fetcher: pipelines.fetcher, collector: logs.collector, pingIntervalMs });
   const events = createEvents(ctx, { pingIntervalMs });
   const greenness = createGreenness(ctx);
+  const landing = createLanding(ctx);
   const knots = createKnots(ctx, { backoffMs: options.knotBackoffMs });
   const discovery = createDiscovery(ctx, {
     knots,
@@ -46,5 +49,5 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
   });
   // Started in this order (log collection resumes before knots and Jetstream bring new work),
   // stopped in reverse (network inputs first, then the servers, then the runners).
-  return [runners.module, secrets, pipelines, greenness, runs, ci, events, logs, knots, discovery];
+  return [runners.module, secrets, pipelines, greenness, landing, runs, ci, events, logs, knots, discovery];
 }

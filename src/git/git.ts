@@ -49,3 +49,33 @@ export function git(args: string[], options: GitOptions): Promise<Buffer> {
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
+
+/** What landing's git may inherit from the daemon's environment (spec §7.4): the path, SSH agent and
+ * command, TLS trust and proxies. Nothing else: every other variable is built from scratch. */
+const INHERITED = [
+  'PATH',
+  'SSH_AUTH_SOCK',
+  'SSH_AGENT_PID',
+  'GIT_SSH',
+  'GIT_SSH_COMMAND',
+  'GIT_SSH_VARIANT',
+  'GIT_SSL_CAINFO',
+  'GIT_SSL_CAPATH',
+  'SSL_CERT_DIR',
+  'SSL_CERT_FILE',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+];
+
+export function inheritedGitEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of INHERITED) {
+    const value = process.env[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}

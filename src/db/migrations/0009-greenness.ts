@@ -20,7 +20,8 @@ CREATE TABLE gn_queue (
   tip_seq           INTEGER,
   tip_green         INTEGER,
   tip_prev_green    INTEGER,
-  required          TEXT
+  required          TEXT,
+  promoted_seq      INTEGER
 );
 CREATE TABLE gn_repo_alias (
   alias  TEXT PRIMARY KEY,

@@ -7,6 +7,7 @@ import { sql as buildkite } from './0006-buildkite.ts';
 import { sql as secrets } from './0007-secrets.ts';
 import { sql as runs } from './0008-runs.ts';
 import { sql as greenness } from './0009-greenness.ts';
+import { sql as landing } from './0010-landing.ts';
 
 export interface Migration {
   version: number;
@@ -25,4 +26,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: 'secrets', sql: secrets },
   { version: 8, name: 'runs', sql: runs },
   { version: 9, name: 'greenness', sql: greenness },
+  { version: 10, name: 'landing', sql: landing },
 ];
