@@ -123,7 +123,7 @@ export class Lander {
     if (at !== sha) throw new InvalidRequestError(`change is stale: ${ref} is at ${at}, not ${sha}`);
   }
 
-  private async prepare(steps: ValidStep[]): Promise<void> {
+  private async ready(steps: ValidStep[]): Promise<void> {
     if (!this.provisioned) await this.provision();
     for (const step of steps)
       for (const c of step.commits) {
@@ -134,7 +134,7 @@ export class Lander {
 
   /** Runs a request; `push` false is a check. */
   async land(id: string, steps: ValidStep[], push: boolean): Promise<LandOutcome> {
-    await this.prepare(steps);
+    await this.ready(steps);
     if (steps[0]!.strategy === 'PROMOTE') return this.promote(id, steps[0]!, push);
     return this.transform(id, steps, push);
   }
