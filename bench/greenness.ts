@@ -78,7 +78,14 @@ function setup(dir: string, name: string) {
   const store = new GreennessStore(db);
   const parsed = parseGreenness(undefined, {});
   if ('problems' in parsed) throw new Error('config');
-  const recorder = new Recorder({ store, uow, queue, config: parsed.config, log: createLogger('silent') });
+  const recorder = new Recorder({
+    store,
+    uow,
+    queue,
+    landing: [],
+    config: parsed.config,
+    log: createLogger('silent'),
+  });
   return { db, uow, queue, store, recorder };
 }
 

@@ -22,6 +22,8 @@ export interface QueueRow {
   tipPrevGreen: number | null;
   /** The queue's required workflows as last configured (JSON array), or null: all count. */
   required: string | null;
+  promotedSeq: number | null;
+  promotedCommit: string | null;
 }
 
 export interface ObservedPipeline {
@@ -72,7 +74,8 @@ export function parseValidationId(id: string): { key: string; seq: number } | un
 
 const QUEUE = `q.id, q.key, q.repo, q.ref, q.next_seq AS nextSeq, q.last_green_seq AS lastGreenSeq,
   (SELECT commit_sha FROM gn_validation WHERE queue = q.id AND seq = q.last_green_seq) AS lastGreenCommit,
-  q.last_green_at AS lastGreenAt, q.tip_seq AS tipSeq, q.tip_green AS tipGreen, q.tip_prev_green AS tipPrevGreen, q.required`;
+  q.last_green_at AS lastGreenAt, q.tip_seq AS tipSeq, q.tip_green AS tipGreen, q.tip_prev_green AS tipPrevGreen, q.required, q.promoted_seq AS promotedSeq,
+  (SELECT commit_sha FROM gn_validation WHERE queue = q.id AND seq = q.promoted_seq) AS promotedCommit`;
 const VALIDATION = `q.key AS queue, v.seq, v.commit_sha AS "commit", p.uri AS pipeline, v.attempt, v.state,
   v.deadline_at AS deadlineAt, v.created_at AS createdAt, v.updated_at AS updatedAt
   FROM gn_validation v JOIN gn_queue q ON q.id = v.queue JOIN gn_pipeline p ON p.id = v.pipeline`;
@@ -96,6 +99,11 @@ export class GreennessStore {
       ensureQueue: p('INSERT OR IGNORE INTO gn_queue (key, repo, ref) VALUES (?, ?, ?)'),
       setRequired: p('UPDATE gn_queue SET required = ? WHERE key = ? AND required IS NOT ?'),
       alias: p('SELECT repo FROM gn_repo_alias WHERE alias = ?'),
+      aliasesOf: p(`SELECT alias FROM gn_repo_alias WHERE repo = (SELECT coalesce(
+                      (SELECT repo FROM gn_repo_alias WHERE alias = ?), ?))`),
+      setPromoted: p(
+        'UPDATE gn_queue SET promoted_seq = ? WHERE key = ? AND (promoted_seq IS NULL OR promoted_seq < ?)',
+      ),
       addAlias: p('INSERT OR IGNORE INTO gn_repo_alias (alias, repo) VALUES (?, ?)'),
       renameRepo:
         p(`UPDATE gn_queue SET repo = @shown WHERE substr(key, 1, length(@keyed) + 1) = @keyed || '@'
@@ -170,6 +178,16 @@ export class GreennessStore {
   /** The repo id queues of `repo` are keyed by: itself unless it is an alias of another id. */
   keyedRepo(repo: string): string {
     return (this.s.alias!.get(repo) as { repo: string } | undefined)?.repo ?? repo;
+  }
+
+  /** Every id linked with `repo` (itself included when it was seen). */
+  aliasesOf(repo: string): string[] {
+    return (this.s.aliasesOf!.all(repo, repo) as Array<{ alias: string }>).map((r) => r.alias);
+  }
+
+  /** `promotedSeq = max(promotedSeq, seq)` (§6.5). */
+  setPromoted(key: string, seq: number): void {
+    this.s.setPromoted!.run(seq, key, seq);
   }
 
   /**

@@ -25,6 +25,8 @@ export interface CommitStatus {
   workflows: Array<{ name: string; status: string; degree?: number }>;
   /** Set when the branch counts only these workflows (`requiredWorkflows`). */
   requiredWorkflows?: string[];
+  /** The branch's promoted commit (a queue with `promote`, once a promotion succeeded). */
+  promoted?: { commit: string; seq: number };
   /** `status` only: the nearest green commits below and above this one's seq. */
   previousGreen?: { commit: string; seq: number } | null;
   nextGreen?: { commit: string; seq: number } | null;
@@ -120,6 +122,7 @@ export class GreennessApi {
       validation: { id: v.id, state: v.state, attempt: v.attempt, pipeline: v.pipeline },
       workflows,
       ...(q.required ? { requiredWorkflows: JSON.parse(q.required) as string[] } : {}),
+      ...promotedOf(q),
     };
   }
 
@@ -136,6 +139,7 @@ export class GreennessApi {
           : { commit: q.lastGreenCommit, seq: q.lastGreenSeq, at: new Date(q.lastGreenAt!).toISOString() },
       tip: tip ? { commit: tipCommit, ...tip } : null,
       counts: this.store.counts(q.key),
+      ...promotedOf(q),
     };
   }
 
@@ -154,6 +158,12 @@ export class GreennessApi {
     if (!q) throw new XrpcError(404, 'QueueNotFound', `${ref} of ${repo} is not a greenness queue here`);
     return q;
   }
+}
+
+function promotedOf(q: QueueRow): { promoted?: { commit: string; seq: number } } {
+  return q.promotedSeq !== null && q.promotedCommit !== null
+    ? { promoted: { commit: q.promotedCommit, seq: q.promotedSeq } }
+    : {};
 }
 
 function commitParam(c: Context): string {

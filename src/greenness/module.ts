@@ -6,6 +6,7 @@
  */
 import type { AppContext } from '../context.ts';
 import { GreennessStore } from '../db/greenness-store.ts';
+import { type LandResult, MERGE_TOPIC, RESULT_SUFFIX } from '../landing/contract.ts';
 import { subsystemLogger } from '../logger.ts';
 import { consumer, type Module } from '../module.ts';
 import {
@@ -28,12 +29,14 @@ import {
 
 export function createGreenness(ctx: AppContext): Module {
   const store = new GreennessStore(ctx.db);
+  const log = subsystemLogger(ctx.log, 'greenness');
   const recorder = new Recorder({
     store,
     uow: ctx.uow,
     queue: ctx.queue,
     config: ctx.config.greenness,
-    log: subsystemLogger(ctx.log, 'greenness'),
+    landing: ctx.config.landing.targets,
+    log,
   });
   const api = new GreennessApi(store);
   const hooks = new HookDelivery({
@@ -55,6 +58,15 @@ export function createGreenness(ctx: AppContext): Module {
         recorder.deadline(m.payload, d),
       ),
       consumer<RecordMessage>(RECORD_TOPIC, 'greenness-record', (m) => recorder.record(m.payload)),
+      consumer<LandResult>(`${MERGE_TOPIC}${RESULT_SUFFIX}`, 'greenness-promotion', (m) =>
+        recorder.promotionResult(m.payload),
+      ),
+      consumer<LandResult>(`${MERGE_TOPIC}${RESULT_SUFFIX}_dlq`, 'greenness-promotion-dlq', (m) => {
+        log.error(
+          { id: m.id, result: m.payload, lastError: m.metadata['dlq.last_error'] },
+          'promotion result dead-lettered',
+        );
+      }),
       consumer<HookEvent>(HOOK_TOPIC, 'hook-dispatch', (m) => hooks.fanOut(m.payload)),
       consumer<DeliverMessage>(DELIVER_TOPIC, 'hook-deliver', (m) => hooks.deliver(m.payload)),
       consumer<DeliverMessage>(`${DELIVER_TOPIC}_dlq`, 'hook-deliver-dlq', (m) =>

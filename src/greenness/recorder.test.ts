@@ -6,6 +6,7 @@ import { GreennessStore } from '../db/greenness-store.ts';
 import { QueueStore } from '../db/queue-store.ts';
 import { UnitOfWork } from '../db/unit-of-work.ts';
 import { PermanentError } from '../errors.ts';
+import type { LandingTarget } from '../landing/config.ts';
 import { createLogger } from '../logger.ts';
 import type { WireStatus } from '../pipelines/pipeline.ts';
 import { Queue } from '../queue/index.ts';
@@ -23,7 +24,7 @@ afterEach(() => {
   cleanup();
 });
 
-function setup(yaml?: unknown) {
+function setup(yaml?: unknown, landing: LandingTarget[] = []) {
   const t = tempDir();
   cleanup = t.cleanup;
   db = openDatabase(join(t.dir, 'treadle.db'));
@@ -38,6 +39,7 @@ function setup(yaml?: unknown) {
     uow,
     queue,
     config: parsed.config,
+    landing,
     log: createLogger('silent'),
     clock: () => now,
   });
@@ -211,6 +213,42 @@ describe('the greenness recorder (spec §6, behaviours)', () => {
         .filter((h) => h.type === 'greenness.last_green_advanced')
         .map((h) => h.payload.seq),
     ).toEqual([3]);
+  });
+
+  it('25: the new bookmark holder publishes one PROMOTE request; a replay publishes the same id, kept once; a lower green seq none', () => {
+    const target = {
+      name: 'verified',
+      repo: REPO,
+      remoteUrl: '/srv/r.git',
+      remote: 'origin',
+      targetBranch: 'verified/main',
+      checkoutPath: '/srv/land/verified',
+      defaultStrategy: 'PROMOTE',
+      maxPushAttempts: 10,
+      checkStaleness: false,
+      allowUnrelatedHistories: false,
+      promoteMode: 'ff-only',
+      committer: { name: 't', email: 't@x' },
+      gitCommandTimeoutMs: 1000,
+    } satisfies LandingTarget;
+    const t = setup({ queues: [{ ref: 'main', promote: { target: 'verified' } }] }, [target]);
+    t.pipeline('p1', sha(1), ['ci']);
+    t.pipeline('p2', sha(2), ['ci']);
+    finish(t, 'p2', { ci: 'success' });
+    finish(t, 'p1', { ci: 'success' }); // green, but below the bookmark: no promotion
+    for (const m of t.messages('greenness.record')) t.recorder.record(m); // replays
+    const requests = t.messages('land.merge');
+    expect(requests.map((r) => r.id)).toEqual([`promote/${KEY}/2`]);
+    expect(requests[0]).toMatchObject({
+      target: 'verified',
+      steps: [
+        {
+          stepId: `v/${KEY}/2`,
+          strategy: 'PROMOTE',
+          change: { uris: [`git://knot.test/${REPO}/refs%2Fheads%2Fmain/${sha(2)}`] },
+        },
+      ],
+    });
   });
 
   it('19, 24: a replayed record writes nothing new and repeats the same event ids', () => {

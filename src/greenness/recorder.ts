@@ -6,9 +6,17 @@
  * steps cannot leave half a record, and each is idempotent under redelivery. Hook events go to
  * the `hook` topic with ids that a replay repeats.
  */
-import type { GreennessStore, ValidationRow } from '../db/greenness-store.ts';
+import {
+  type GreennessStore,
+  type QueueRow,
+  type ValidationRow,
+  validationId,
+} from '../db/greenness-store.ts';
 import type { UnitOfWork } from '../db/unit-of-work.ts';
 import { PermanentError } from '../errors.ts';
+import { formatCommitUri } from '../landing/commit-uri.ts';
+import type { LandingTarget } from '../landing/config.ts';
+import { type LandRequest, type LandResult, MERGE_TOPIC, pk } from '../landing/contract.ts';
 import type { Logger } from '../logger.ts';
 import type { PipelineStarted, WireStatus, WorkflowStatusChanged } from '../pipelines/pipeline.ts';
 import { isTerminal } from '../pipelines/pipeline.ts';
@@ -48,12 +56,24 @@ export interface RecorderDeps {
   uow: UnitOfWork;
   queue: Queue;
   config: GreennessConfig;
+  /** The landing targets a queue's `promote` may name. */
+  landing: readonly LandingTarget[];
   log: Logger;
   clock?: () => number;
 }
 
 export function queueKey(repo: string, ref: string): string {
   return `${repo}@${ref}`;
+}
+
+/** The id of the PROMOTE request of a queue's seq (§6.4d). */
+export function promotionId(key: string, seq: number): string {
+  return `promote/${key}/${seq}`;
+}
+
+export function parsePromotionId(id: string): { key: string; seq: number } | undefined {
+  const m = /^promote\/(.+)\/(\d+)$/.exec(id);
+  return m ? { key: m[1]!, seq: Number(m[2]) } : undefined;
 }
 
 export class Recorder {
@@ -174,7 +194,7 @@ export class Recorder {
         });
       return false;
     }
-    const settings = queueFor(this.d.config, [q.repo], q.ref);
+    const settings = this.settingsOf(q);
     const d = computeDegree(p!.workflows, runs, settings?.requiredWorkflows);
     const facts = [
       ...d.workflows.map((w) => ({ project: `workflow:${w.name}`, degree: w.degree })),
@@ -234,7 +254,67 @@ export class Recorder {
         validationId: v.id,
         previousCommit: q.lastGreenCommit,
       });
+      q = store.queue(v.queue)!;
     }
+    if (green && q.lastGreenSeq === v.seq) this.promote(v, q);
+  }
+
+  /**
+   * §6.4d: the bookmark holder of a queue with `promote` asks landing to PROMOTE its commit.
+   * A non-holder never does, so the verified branch never moves backwards; a replay publishes
+   * the same request id, which the queue keeps once.
+   */
+  private promote(v: ValidationRow, q: QueueRow): void {
+    const settings = this.settingsOf(q);
+    if (!settings?.promote) return;
+    const target = this.d.landing.find((t) => t.name === settings.promote!.target);
+    const knot = this.d.store.pipeline(v.pipeline)?.knot;
+    if (!target || !knot) {
+      this.d.log.error(
+        { queue: q.key, seq: v.seq, target: settings.promote.target },
+        'promotion not requested: no such landing target or knot',
+      );
+      return;
+    }
+    const ids = this.repoIdsOf(q);
+    const repoPath = ids.includes(target.repo) ? target.repo : q.repo;
+    const uri = formatCommitUri({ host: knot.toLowerCase(), repoPath, ref: q.ref, sha: v.commit });
+    const request: LandRequest = {
+      id: promotionId(q.key, v.seq),
+      target: target.name,
+      steps: [{ stepId: v.id, change: { uris: [uri] }, strategy: 'PROMOTE' }],
+    };
+    this.d.queue.publish(MERGE_TOPIC, pk(target.repo, target.targetBranch), request.id, request);
+  }
+
+  /** §6.5: the answer to a promotion. SUCCEEDED moves `promotedSeq` up only; FAILED is reported, not retried. */
+  promotionResult(result: LandResult): void {
+    const parsed = parsePromotionId(result.id);
+    if (!parsed) return;
+    const { store } = this.d;
+    this.d.uow.run(() => {
+      const q = store.queue(parsed.key);
+      if (!q) throw new PermanentError(`promotion ${result.id}: queue ${parsed.key} is not recorded`);
+      const v = store.validation(validationId(parsed.key, parsed.seq));
+      const base = { commit: v?.commit, seq: parsed.seq, target: result.target };
+      if (result.outcome === 'SUCCEEDED') {
+        store.setPromoted(parsed.key, parsed.seq);
+        this.hook('greenness.promoted', parsed.key, parsed.seq, q, base);
+      } else
+        this.hook('greenness.promotion_failed', parsed.key, parsed.seq, q, {
+          ...base,
+          reason: result.reason ?? '',
+        });
+    });
+  }
+
+  /** Every id the queue's repo is known by (its DID and `<ownerDid>/<name>`). */
+  private repoIdsOf(q: QueueRow): string[] {
+    return [...new Set([q.repo, ...this.d.store.aliasesOf(q.repo)])];
+  }
+
+  private settingsOf(q: QueueRow) {
+    return queueFor(this.d.config, this.repoIdsOf(q), q.ref);
   }
 
   private checkComplete(v: ValidationRow): void {
