@@ -158,6 +158,13 @@ export const SETTINGS: readonly Setting[] = [
     schema: z.string().trim().min(1),
   },
   {
+    key: 'adminToken',
+    env: 'TREADLE_ADMIN_TOKEN',
+    expect: 'a random string of at least 32 characters (`openssl rand -hex 32`)',
+    doc: 'Authorises the administrative HTTP API (landing requests) as `Authorization: Bearer <token>`. Unset: only service auth from a repo owner or collaborator is accepted. Never logged.',
+    schema: z.string().trim().min(32),
+  },
+  {
     key: 'buildkite.token',
     env: 'TREADLE_BUILDKITE_TOKEN',
     expect: 'a Buildkite API access token (scopes read_builds, write_builds, read_build_logs)',
@@ -341,6 +348,8 @@ export interface Config {
   repoDir?: string;
   pushHoldMs: number;
   buildkite: BuildkiteSettings;
+  /** TREADLE_ADMIN_TOKEN: the bearer token of the administrative HTTP API. */
+  adminToken?: string;
   /** TREADLE_SECRETS_KEY; unset: a key file beside the database. */
   secretsKey?: string;
   logLevel: (typeof LOG_LEVELS)[number];

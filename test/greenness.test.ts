@@ -210,7 +210,7 @@ describe('greenness of a branch', () => {
       status: 400,
       json: { error: 'InvalidRequest' },
     });
-    expect(await get('/greenness/v1/status?ref=main&commit=' + 'a'.repeat(40))).toMatchObject({
+    expect(await get(`/greenness/v1/status?ref=main&commit=${'a'.repeat(40)}`)).toMatchObject({
       status: 400,
     });
     expect(await get(`/greenness/v1/history?${q()}&limit=500`)).toMatchObject({ status: 400 });

@@ -5,6 +5,7 @@ import { demoCommand } from './demo-command.ts';
 import { doctorCommand } from './doctor-command.ts';
 import { EXIT } from './exit-codes.ts';
 import { greennessCommand } from './greenness-command.ts';
+import { landCommand } from './land-command.ts';
 import { type Output, stdio } from './output.ts';
 import { queueCommand } from './queue-command.ts';
 import { runsCommand } from './runs-command.ts';
@@ -23,6 +24,7 @@ commands:
   queue      inspect the durable queue: stats, dlq list | replay | drop  (treadle queue --help)
   runs       pipelines: list [--active], cancel <pipeline> [workflow…], retry <pipeline>  (treadle runs --help)
   greenness  which commits are green: status | history | last-green | gate <repo> <ref> [commit]  (treadle greenness --help)
+  land       check | merge | promote --target <name> <commit>…: land work on git (treadle land --help)
   secrets    rotate-key: reseal repository secrets under a new key, daemon stopped (treadle secrets --help)
   help       show this text
   version    print the version
@@ -49,6 +51,8 @@ export async function main(
         return runsCommand(rest, env, io);
       case 'greenness':
         return greennessCommand(rest, env, io);
+      case 'land':
+        return await landCommand(rest, env, io);
       case 'secrets':
         return secretsCommand(rest, env, io);
       case 'version':

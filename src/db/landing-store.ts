@@ -27,6 +27,10 @@ export class LandingStore {
                      VALUES (@requestId, @kind, @target, @outcome, @result, @finishedAt)`),
       result: p(`SELECT request_id AS requestId, kind, target, outcome, result, finished_at AS finishedAt
                  FROM land_results WHERE request_id = ? ORDER BY finished_at DESC LIMIT 1`),
+      pending: p(`SELECT m.topic, m.payload, max(d.in_flight) AS inFlight FROM queue_messages m
+                  JOIN queue_delivery d ON d.topic = m.topic AND d.partition_key = m.partition_key
+                   AND d.msg_offset = m."offset" AND d.consumer_group IN ('land-check', 'land-merge')
+                  WHERE m.topic IN ('land.check', 'land.merge') AND m.id = ? GROUP BY m."offset" LIMIT 1`),
       latest: p(`SELECT request_id AS requestId, kind, target, outcome, result, finished_at AS finishedAt
                  FROM land_results WHERE target = ? ORDER BY finished_at DESC LIMIT ?`),
     };
@@ -52,6 +56,11 @@ export class LandingStore {
 
   result(requestId: string): StoredResult | undefined {
     return this.s.result!.get(requestId) as StoredResult | undefined;
+  }
+
+  /** A request still on its inbound topic: queued, or running (in flight), with its payload. */
+  pending(requestId: string): { topic: string; payload: string; inFlight: number } | undefined {
+    return this.s.pending!.get(requestId) as { topic: string; payload: string; inFlight: number } | undefined;
   }
 
   latest(target: string, limit: number): StoredResult[] {

@@ -5,7 +5,6 @@ import { type Db, openDatabase } from '../db/database.ts';
 import { GreennessStore } from '../db/greenness-store.ts';
 import { QueueStore } from '../db/queue-store.ts';
 import { UnitOfWork } from '../db/unit-of-work.ts';
-import { PermanentError } from '../errors.ts';
 import type { LandingTarget } from '../landing/config.ts';
 import { createLogger } from '../logger.ts';
 import type { WireStatus } from '../pipelines/pipeline.ts';

@@ -111,6 +111,11 @@ export class LandingHandler {
     });
   }
 
+  /** Runs `fn` holding the checkout lock of `target`. */
+  withCheckout<T>(target: LandingTarget, fn: () => Promise<T>): Promise<T> {
+    return this.locked(target.checkoutPath, fn);
+  }
+
   private async locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const before = this.locks.get(key) ?? Promise.resolve();
     let release!: () => void;

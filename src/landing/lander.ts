@@ -115,6 +115,8 @@ export class Lander {
   /** §7.5 step 3. */
   private async checkStale(sha: string, ref: string): Promise<void> {
     if (!this.target.checkStaleness) return;
+    // A change named by the target branch itself is what it lands on: never stale.
+    if (ref === `refs/heads/${this.target.targetBranch}`) return;
     const r = await this.git.run(['ls-remote', this.target.remote, ref]);
     if (r.code !== 0) throw new RetryableError(`ls-remote ${ref} failed: ${lastLines(r.stderr)}`);
     const line = r.stdout.split('\n').find((l) => l.endsWith(`\t${ref}`));
@@ -130,6 +132,15 @@ export class Lander {
         await this.ensureObject(c.sha, c.ref);
         await this.checkStale(c.sha, c.ref);
       }
+  }
+
+  /** Whether the remote has the commit (fetching what is missing first). */
+  async hasCommit(sha: string): Promise<boolean> {
+    if (!this.provisioned) await this.provision();
+    const present = async () => (await this.git.run(['cat-file', '-e', `${sha}^{commit}`])).code === 0;
+    if (await present()) return true;
+    await this.fetch();
+    return present();
   }
 
   /** Runs a request; `push` false is a check. */

@@ -1,7 +1,8 @@
 /**
  * Landing: treadle's VCS operations on real repositories (greenness-and-landing spec §7). Follows
  * `land.check` and `land.merge` (partitioned per target branch) and their dead letters, answers
- * each request on `<topic>.result`, and provisions each target's checkout at start.
+ * each request on `<topic>.result`, serves the land API under /land/v1/, and provisions each
+ * target's checkout at start.
  */
 import type { AppContext } from '../context.ts';
 import { LandingStore } from '../db/landing-store.ts';
@@ -9,6 +10,7 @@ import { errorMessage } from '../errors.ts';
 import { inheritedGitEnv } from '../git/git.ts';
 import { subsystemLogger } from '../logger.ts';
 import { consumer, type Module } from '../module.ts';
+import { LandApi } from './api.ts';
 import { CHECK_TOPIC, MERGE_TOPIC } from './contract.ts';
 import { LandingHandler } from './handler.ts';
 import { Lander } from './lander.ts';
@@ -26,6 +28,17 @@ export function createLanding(ctx: AppContext): Module {
   );
   const store = new LandingStore(ctx.db);
   const handler = new LandingHandler({ targets, landers, store, uow: ctx.uow, queue: ctx.queue, log });
+  const api = new LandApi({
+    targets,
+    landers,
+    handler,
+    store,
+    queue: ctx.queue,
+    repos: ctx.repos,
+    auth: ctx.auth,
+    ...(ctx.config.adminToken ? { adminToken: ctx.config.adminToken } : {}),
+    log,
+  });
   let prune: NodeJS.Timeout | undefined;
   const options = { visibilityTimeoutMs: LAND_VISIBILITY_MS };
   return {
@@ -36,6 +49,7 @@ export function createLanding(ctx: AppContext): Module {
       consumer(`${CHECK_TOPIC}_dlq`, 'land-check-dlq', (m) => handler.deadLettered(m)),
       consumer(`${MERGE_TOPIC}_dlq`, 'land-merge-dlq', (m) => handler.deadLettered(m)),
     ],
+    routes: (app) => api.mount(app),
     async start() {
       const pruned = store.prune(Date.now());
       if (pruned > 0) log.info({ pruned }, 'landing ledger entries over 30 days old removed');
