@@ -166,7 +166,13 @@ describe('treadle CLI', () => {
     expect(stdout).toMatch(/ran pipeline [a-z2-7]{13}: pending → running → success/);
     expect(stdout).toMatch(/queryPipelines\?repo=did:plc:demorepo → 200/);
     expect(stdout).toContain('"$type": "sh.tangled.ci.trigger#push"');
-  });
+    // Greenness and landing on a local git remote.
+    const green = /last green commit of main: ([0-9a-f]{12}) \(#2\)/.exec(stdout)?.[1];
+    expect(green).toBeDefined();
+    expect(stdout).toContain(`verified/main promoted to the last green commit: ${green}`);
+    expect(stdout).toMatch(/REBASE of feature [0-9a-f]{12} onto main: SUCCEEDED, main is now [0-9a-f]{12}/);
+    expect(stdout).toMatch(/dry-run check of clash [0-9a-f]{12} on main: FAILED: conflict applying [0-9a-f]{40}: app\.txt/);
+  }, 60_000);
 
   it('runs the queue demo to completion', async () => {
     const { code, stdout } = await runTreadle(['demo', 'queue']);

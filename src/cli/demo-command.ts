@@ -5,9 +5,11 @@
  * workflows (one succeeds, one fails, one names an engine nobody runs), and the /events
  * frames and logs are shown as an appview would show them. Then a new-generation knot (ref
  * updates only, real git over HTTP) gets a push: treadle reads the workflows from its git,
- * builds and runs the pipeline itself, and `sh.tangled.ci.queryPipelines` shows it.
+ * builds and runs the pipeline itself, and `sh.tangled.ci.queryPipelines` shows it. Last, the
+ * branch's greenness, `verified/main` promoted to its green commit in a local git repository,
+ * a change landed by REBASE and a conflicting one refused by a check.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppviewEvents, type RenderedStep, readLogs } from '../../fakes/appview.ts';
@@ -18,6 +20,7 @@ import { FakePds } from '../../fakes/pds.ts';
 import { loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import { Service } from '../service.ts';
+import { createDemoRepo, demoLandingYaml, landingPart } from './demo-landing.ts';
 import { EXIT } from './exit-codes.ts';
 import { type Output, table } from './output.ts';
 import { queueDemo } from './queue-demo.ts';
@@ -25,6 +28,7 @@ import { queueDemo } from './queue-demo.ts';
 const HOSTNAME = 'spindle.demo';
 const OWNER = 'did:plc:demoowner';
 const TERMINAL = new Set(['success', 'failed', 'timeout', 'cancelled']);
+const ADMIN_TOKEN = 'demo-admin-token-0123456789abcdef0123';
 
 const WORKFLOWS = [
   {
@@ -64,7 +68,12 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
   ]);
   jetstream.pds = pds;
   pds.addIdentity(OWNER);
+  const git = await createDemoRepo(join(dir, 'git'));
+  const yaml = join(dir, 'treadle.yaml');
+  writeFileSync(yaml, demoLandingYaml(`${OWNER}/hello`, git.bare));
   const { config } = loadConfig({
+    TREADLE_CONFIG: yaml,
+    TREADLE_ADMIN_TOKEN: ADMIN_TOKEN,
     TREADLE_HOSTNAME: HOSTNAME,
     TREADLE_OWNER: OWNER,
     TREADLE_LISTEN: '127.0.0.1:0',
@@ -103,7 +112,7 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     io.out(`${at()}  treadle follows the knot: ws://${knot.host}${knot.connections[0]}`);
 
     const rkey = '3kdemopipe222';
-    emitPush(knot, rkey, 'c0ffee'.padEnd(40, '0'), WORKFLOWS);
+    emitPush(knot, rkey, git.red, WORKFLOWS);
     io.out(
       `${at()}  knot: push to refs/heads/main → pipeline ${rkey} with ${WORKFLOWS.map((w) => w.name).join(', ')}`,
     );
@@ -134,11 +143,13 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     for (const line of table(['workflow', 'engine', 'statuses', 'error'], rows)) io.out(`  ${line}`);
     io.out('');
     bk.webhook = { url: `${base}/webhooks/buildkite`, mode: 'signature', secret: 'demo-webhook-secret' };
-    await buildkitePart(io, at, { bk, knot, appview, base });
+    await buildkitePart(io, at, { bk, knot, appview, base, sha: git.green });
     io.out('');
     await newGenerationKnot(io, at, { jetstream, newKnot, appview, base });
     io.out('');
     await greennessPart(io, at, base);
+    io.out('');
+    await landingPart(io, at, { base, token: ADMIN_TOKEN, repo: git });
     io.out('');
     io.out(
       `  ${appview.frames.length} frames on /events, ${appview.statuses.size} statuses, ${appview.fatal} undecodable; done in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
@@ -285,7 +296,7 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
 async function buildkitePart(
   io: Output,
   at: () => string,
-  d: { bk: FakeBuildkite; knot: FakeKnot; appview: AppviewEvents; base: string },
+  d: { bk: FakeBuildkite; knot: FakeKnot; appview: AppviewEvents; base: string; sha: string },
 ): Promise<void> {
   const { bk, knot, appview, base } = d;
   bk.script('hello-ci', {
@@ -299,7 +310,7 @@ async function buildkitePart(
   const rkey = '3kdemobkpipe2';
   const raw =
     'engine: nixery\nsteps:\n  - name: test\n    command: npm test\ntreadle:\n  buildkite:\n    pipeline: hello-ci\n';
-  emitPush(knot, rkey, 'beef'.padEnd(40, '1'), [{ name: 'buildkite.yml', engine: 'nixery', raw }]);
+  emitPush(knot, rkey, d.sha, [{ name: 'buildkite.yml', engine: 'nixery', raw }]);
   io.out(`${at()}  knot: another push → pipeline ${rkey}; buildkite.yml names Buildkite pipeline "hello-ci"`);
   await until(() => TERMINAL.has(appview.latest(rkey)['buildkite.yml']?.status ?? ''), 20_000);
   const build = bk.builds.at(-1)!;
