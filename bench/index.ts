@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { authBench } from './auth.ts';
 import { buildkiteBench } from './buildkite.ts';
 import { greennessBench } from './greenness.ts';
+import { landingBench } from './landing.ts';
 import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
 import { spindleBench } from './spindle.ts';
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   buildkite: buildkiteBench,
   auth: authBench,
   greenness: greennessBench,
+  landing: landingBench,
 };
 
 const names = process.argv.slice(2);

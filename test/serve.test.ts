@@ -171,7 +171,9 @@ describe('treadle CLI', () => {
     expect(green).toBeDefined();
     expect(stdout).toContain(`verified/main promoted to the last green commit: ${green}`);
     expect(stdout).toMatch(/REBASE of feature [0-9a-f]{12} onto main: SUCCEEDED, main is now [0-9a-f]{12}/);
-    expect(stdout).toMatch(/dry-run check of clash [0-9a-f]{12} on main: FAILED: conflict applying [0-9a-f]{40}: app\.txt/);
+    expect(stdout).toMatch(
+      /dry-run check of clash [0-9a-f]{12} on main: FAILED: conflict applying [0-9a-f]{40}: app\.txt/,
+    );
   }, 60_000);
 
   it('runs the queue demo to completion', async () => {
