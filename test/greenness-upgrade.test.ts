@@ -1,10 +1,10 @@
 /**
- * Upgrading a database from the version before greenness: migration 0009 applies, and the
+ * Upgrading a database from the version before greenness: migrations 0009 and 0010 apply, and the
  * pipelines already in the database — finished ones, and one still running across the upgrade
  * — never become validations. Greenness starts at the first push after the upgrade.
  *
- * The version before greenness differs from this one only by migration 0009 and the greenness
- * module's consumer groups (its topics `pipeline.started` and `workflow.status` were already
+ * The version before greenness differs from this one only by migrations 0009 and 0010 and the
+ * greenness and landing modules' consumer groups (its topics `pipeline.started` and `workflow.status` were already
  * written, with no group following them). So the old database is made by running this daemon
  * and then taking exactly those away, with the daemon stopped.
  */
@@ -57,15 +57,26 @@ async function workflowStatus(key: string): Promise<string | undefined> {
   return rows.find((p) => p.pipeline.endsWith(`/${key}`))?.workflows[0]?.status;
 }
 
-/** What the version before greenness leaves behind: no migration 0009, no greenness groups. */
+/** What the version before greenness leaves behind: no migrations 0009 and 0010, no greenness or landing groups. */
 function downgrade(file: string): void {
   const db = new Database(file);
   try {
     db.transaction(() => {
       for (const t of ['gn_fact', 'gn_validation', 'gn_run', 'gn_pipeline', 'gn_repo_alias', 'gn_queue'])
         db.exec(`DROP TABLE ${t}`);
-      db.prepare('DELETE FROM schema_migrations WHERE version = 9').run();
-      const groups = JSON.stringify([...GREENNESS_GROUPS, 'hook-deliver', 'hook-deliver-dlq']);
+      for (const t of ['land_ledger', 'land_results']) db.exec(`DROP TABLE ${t}`);
+      db.prepare('DELETE FROM schema_migrations WHERE version >= 9').run();
+      const groups = JSON.stringify([
+        ...GREENNESS_GROUPS,
+        'hook-deliver',
+        'hook-deliver-dlq',
+        'greenness-promotion',
+        'greenness-promotion-dlq',
+        'land-check',
+        'land-merge',
+        'land-check-dlq',
+        'land-merge-dlq',
+      ]);
       db.prepare('DELETE FROM queue_delivery WHERE consumer_group IN (SELECT value FROM json_each(?))').run(
         groups,
       );
@@ -100,7 +111,7 @@ describe('upgrading to greenness', () => {
     await s.restart();
     const db = new Database(s.db, { readonly: true });
     try {
-      expect(db.prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({ v: 9 });
+      expect(db.prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({ v: 10 });
     } finally {
       db.close();
     }

@@ -4,15 +4,20 @@
  * it failed (the reason on stderr) or the request is refused, 2 on a usage error.
  */
 import { parseArgs } from 'node:util';
+import { RecordValidator } from '../atproto/lexicons.ts';
 import { loadAdminConfig } from '../config.ts';
 import { openExistingDatabase } from '../db/database.ts';
 import { LandingStore } from '../db/landing-store.ts';
+import { PipelineStore } from '../db/pipeline-store.ts';
 import { QueueStore } from '../db/queue-store.ts';
+import { RepoStore } from '../db/repo-store.ts';
 import { InvalidRequestError } from '../errors.ts';
 import type { LandResult } from '../landing/contract.ts';
 import { CHECK_TOPIC, MERGE_TOPIC } from '../landing/contract.ts';
+import { pullBody } from '../landing/pulls.ts';
 import { readSubmission, submit } from '../landing/requests.ts';
 import { createLogger } from '../logger.ts';
+import { PullReader } from '../pipelines/pull-reader.ts';
 import { Queue } from '../queue/index.ts';
 import { EXIT } from './exit-codes.ts';
 import type { Output } from './output.ts';
@@ -21,6 +26,7 @@ export const LAND_USAGE = `usage:
   treadle land check   --target <name> <commit-uri|sha>… [--strategy S] [--wait] [--json]
   treadle land merge   --target <name> <commit-uri|sha>… [--strategy S] [--wait] [--json]
   treadle land promote --target <name> <commit-uri|sha> [--wait] [--json]
+  treadle land pull    --target <name> <at-uri of a sh.tangled.repo.pull> [--check] [--require-green] [--wait] [--json]
 <commit-uri> is git://<knot>/<repo>/<encoded ref>/<sha>; a bare sha names a commit of the
 target's repo. Strategies: DEFAULT (the target's), REBASE, SQUASH_REBASE, MERGE, PROMOTE.
 options: --db <file> (default: TREADLE_DB), --timeout <seconds> for --wait (default 600)`;
@@ -35,6 +41,8 @@ export async function landCommand(args: string[], env: NodeJS.ProcessEnv, io: Ou
       wait: { type: 'boolean' },
       json: { type: 'boolean' },
       timeout: { type: 'string' },
+      check: { type: 'boolean' },
+      'require-green': { type: 'boolean' },
       db: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -46,7 +54,8 @@ export async function landCommand(args: string[], env: NodeJS.ProcessEnv, io: Ou
   const [sub, ...commits] = positionals;
   const timeoutS = values.timeout === undefined ? 600 : Number(values.timeout);
   const usable =
-    ['check', 'merge', 'promote'].includes(sub ?? '') &&
+    ['check', 'merge', 'promote', 'pull'].includes(sub ?? '') &&
+    (sub === 'pull' ? commits.length === 1 : !values.check && !values['require-green']) &&
     values.target !== undefined &&
     commits.length > 0 &&
     (sub !== 'promote' || (commits.length === 1 && values.strategy === undefined)) &&
@@ -56,20 +65,43 @@ export async function landCommand(args: string[], env: NodeJS.ProcessEnv, io: Ou
     return EXIT.usage;
   }
   const { config } = loadAdminConfig(env);
+  if (sub === 'pull' && !config.owner) {
+    io.err(
+      'treadle: land pull needs TREADLE_OWNER (as the daemon has it) to know which repos are served here',
+    );
+    return EXIT.config;
+  }
   const db = openExistingDatabase(values.db ?? config.db);
   try {
     let submission: ReturnType<typeof readSubmission>;
     try {
-      submission = readSubmission(
-        {
-          target: values.target,
-          strategy: sub === 'promote' ? 'PROMOTE' : (values.strategy ?? 'DEFAULT'),
-          commits,
-          dryRun: sub === 'check',
-        },
-        config.landing.targets,
-        () => 'localhost',
-      );
+      const body =
+        sub === 'pull'
+          ? await pullBody(
+              {
+                reader: new PullReader({
+                  identity: { plcUrl: config.plcUrl, dev: config.dev },
+                  validator: new RecordValidator(),
+                }),
+                repos: new RepoStore(db, config.owner!),
+                pipelines: new PipelineStore(db),
+              },
+              {
+                target: values.target,
+                pull: commits[0],
+                dryRun: values.check === true,
+                requireGreen: values['require-green'] === true,
+                ...(values.strategy ? { strategy: values.strategy } : {}),
+              },
+              config.landing.targets,
+            )
+          : {
+              target: values.target,
+              strategy: sub === 'promote' ? 'PROMOTE' : (values.strategy ?? 'DEFAULT'),
+              commits,
+              dryRun: sub === 'check',
+            };
+      submission = readSubmission(body, config.landing.targets, () => 'localhost');
     } catch (err) {
       if (!(err instanceof InvalidRequestError)) throw err;
       io.err(`treadle: ${err.message}`);

@@ -101,9 +101,17 @@ export class PipelineStore {
                    SELECT 1 FROM workflows w WHERE w.knot = p.knot AND w.rkey = p.rkey
                      AND (w.status IS NULL OR w.status IN ('pending', 'running')))
                  ORDER BY created DESC LIMIT ?`).safeIntegers(true),
+      pullStatuses: p(`SELECT w.name, w.status FROM workflows w JOIN (
+                         SELECT knot, rkey FROM pipelines WHERE repo_did = ? AND commit_sha = ? AND kind = 'pull_request'
+                         ORDER BY created DESC LIMIT 1) p ON w.knot = p.knot AND w.rkey = p.rkey ORDER BY w.name`),
       setLogsDone: p(`UPDATE workflows SET logs_done = 1, updated_at = @now
                       WHERE knot = @knot AND rkey = @rkey AND name = @name`),
     };
+  }
+
+  /** The workflows of the newest pull-request pipeline of a repo at a commit, with their statuses (empty: none). */
+  pullStatuses(repoDid: string, commit: string): Array<{ name: string; status: string | null }> {
+    return this.s.pullStatuses!.all(repoDid, commit) as Array<{ name: string; status: string | null }>;
   }
 
   /** Records a pipeline; false if (knot, rkey) was recorded before. */

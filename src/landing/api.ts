@@ -18,6 +18,7 @@ import type { LandingTarget } from './config.ts';
 import type { LandRequest } from './contract.ts';
 import type { LandingHandler } from './handler.ts';
 import type { Lander } from './lander.ts';
+import { type PullLandingDeps, pullBody } from './pulls.ts';
 import { readSubmission, submit } from './requests.ts';
 
 export const LAND_METHOD = 'treadle.land.request';
@@ -33,6 +34,7 @@ export interface LandApiDeps {
   repos: RepoStore;
   auth: ServiceAuth;
   adminToken?: string;
+  pulls: PullLandingDeps;
   log: Logger;
 }
 
@@ -49,7 +51,8 @@ export class LandApi {
   mount(app: Hono): void {
     app.post('/land/v1/requests', async (c) => {
       const caller = await this.caller(c);
-      const body = await jsonObjectBody(c, MAX_BODY);
+      let body = await jsonObjectBody(c, MAX_BODY);
+      if (body.pull !== undefined) body = await pullBody(this.d.pulls, body, this.d.targets);
       const submission = readSubmission(body, this.d.targets, (t) => this.repoOf(t)?.knot ?? 'localhost');
       this.mayLand(caller, submission.target);
       for (const sha of (Array.isArray(body.commits) ? body.commits : []).filter((x) =>

@@ -29,6 +29,8 @@ export class Lander {
   private readonly git: LandGit;
   private readonly log: Logger;
   private provisioned = false;
+  /** Whether HEAD is known to be the target branch (then a reset needs no checkout). */
+  private onBranch = false;
 
   /** `executable`: the git to run (default `git` on PATH). */
   constructor(target: LandingTarget, inherited: Record<string, string>, log: Logger, executable?: string) {
@@ -67,8 +69,10 @@ export class Lander {
     if (remotes.includes(t.remote)) await this.git.ok(['remote', 'set-url', t.remote, t.remoteUrl]);
     else await this.git.ok(['remote', 'add', t.remote, t.remoteUrl]);
     await this.fetch();
-    if (await this.remoteTip())
-      await this.git.ok(['checkout', '-q', '-B', t.targetBranch, this.remoteBranch]);
+    if (await this.remoteTip()) {
+      await this.git.ok(['checkout', '-q', '-f', '-B', t.targetBranch, this.remoteBranch]);
+      this.onBranch = true;
+    }
     this.provisioned = true;
   }
 
@@ -89,7 +93,10 @@ export class Lander {
     await this.fetch();
     const tip = await this.remoteTip();
     if (tip) {
-      await this.git.ok(['checkout', '-q', '-f', '-B', this.target.targetBranch, tip]);
+      if (!this.onBranch) {
+        await this.git.ok(['checkout', '-q', '-f', '-B', this.target.targetBranch, tip]);
+        this.onBranch = true;
+      }
       await this.git.ok(['reset', '-q', '--hard', tip]);
       await this.git.ok(['clean', '-q', '-fdx']);
     }
@@ -127,11 +134,15 @@ export class Lander {
 
   private async ready(steps: ValidStep[]): Promise<void> {
     if (!this.provisioned) await this.provision();
-    for (const step of steps)
-      for (const c of step.commits) {
-        await this.ensureObject(c.sha, c.ref);
-        await this.checkStale(c.sha, c.ref);
-      }
+    // Whether each commit is here (one at a time: a miss fetches) and whether its ref moved
+    // (read-only) are independent: side by side.
+    const commits = steps.flatMap((step) => step.commits);
+    await Promise.all([
+      (async () => {
+        for (const c of commits) await this.ensureObject(c.sha, c.ref);
+      })(),
+      ...commits.map((c) => this.checkStale(c.sha, c.ref)),
+    ]);
   }
 
   /** Whether the remote has the commit (fetching what is missing first). */
@@ -203,14 +214,16 @@ export class Lander {
 
   /** §7.6 pickRange: the commits of `sha` not on HEAD, cherry-picked; returns those created. */
   private async pickRange(sha: string): Promise<string[]> {
-    const mb = await this.git.run(['merge-base', 'HEAD', sha]);
+    const [mb, pre] = await Promise.all([
+      this.git.run(['merge-base', 'HEAD', sha]),
+      this.git.ok(['rev-parse', 'HEAD']),
+    ]);
     if (mb.code === 1)
       throw new InvalidRequestError(`${sha} shares no history with ${this.target.targetBranch}: use MERGE`);
     if (mb.code !== 0) throw new RetryableError(`git merge-base failed: ${lastLines(mb.stderr)}`);
     const base = mb.stdout.trim();
     const todo = await this.git.ok(['rev-list', '--reverse', `${base}..${sha}`]);
     if (todo === '') return [];
-    const pre = await this.git.ok(['rev-parse', 'HEAD']);
     let r = await this.git.run(['cherry-pick', `${base}..${sha}`]);
     while (r.code !== 0) {
       const out = `${r.stdout}\n${r.stderr}`;
@@ -271,18 +284,22 @@ export class Lander {
     const { sha } = step.commits[0]!;
     for (let attempt = 1; attempt <= t.maxPushAttempts; attempt++) {
       const tip = await this.resetToRemote();
-      const present =
-        tip !== undefined &&
-        (tip === sha || (await this.git.run(['merge-base', '--is-ancestor', sha, tip])).code === 0);
-      if (present) {
+      // Both ancestry questions at once: is the commit already there, is it ahead of the tip.
+      const [contained, ahead] =
+        tip === undefined || tip === sha
+          ? [undefined, undefined]
+          : await Promise.all([
+              this.git.run(['merge-base', '--is-ancestor', sha, tip]),
+              this.git.run(['merge-base', '--is-ancestor', tip, sha]),
+            ]);
+      if (tip !== undefined && (tip === sha || contained?.code === 0)) {
         const outputs = push ? [{ id: sha }] : [];
         return {
           result: succeeded(id, t.name, [{ stepId: step.stepId, outputs, alreadyPresent: true }]),
           pushed: false,
         };
       }
-      const fastForward =
-        tip === undefined || (await this.git.run(['merge-base', '--is-ancestor', tip, sha])).code === 0;
+      const fastForward = tip === undefined || ahead?.code === 0;
       if (!fastForward && t.promoteMode === 'ff-only')
         throw new ConflictError(`${sha} is not a fast-forward of ${t.targetBranch} (at ${tip})`);
       if (!push)

@@ -10,6 +10,7 @@ import { errorMessage } from '../errors.ts';
 import { inheritedGitEnv } from '../git/git.ts';
 import { subsystemLogger } from '../logger.ts';
 import { consumer, type Module } from '../module.ts';
+import { PullReader } from '../pipelines/pull-reader.ts';
 import { LandApi } from './api.ts';
 import { CHECK_TOPIC, MERGE_TOPIC } from './contract.ts';
 import { LandingHandler } from './handler.ts';
@@ -37,6 +38,14 @@ export function createLanding(ctx: AppContext): Module {
     repos: ctx.repos,
     auth: ctx.auth,
     ...(ctx.config.adminToken ? { adminToken: ctx.config.adminToken } : {}),
+    pulls: {
+      reader: new PullReader({
+        identity: { plcUrl: ctx.config.plcUrl, dev: ctx.config.dev },
+        validator: ctx.validator,
+      }),
+      repos: ctx.repos,
+      pipelines: ctx.pipelines,
+    },
     log,
   });
   let prune: NodeJS.Timeout | undefined;

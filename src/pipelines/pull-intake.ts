@@ -13,41 +13,26 @@
  * any served repo, are dropped without a word.
  */
 import { createHash } from 'node:crypto';
-import { BlobRef, jsonToLex } from '@atproto/lexicon';
-import { getBlob, getRecord, type IdentityOptions, resolvePds } from '../atproto/identity.ts';
+import type { IdentityOptions } from '../atproto/identity.ts';
 import type { RepoRow } from '../db/repo-store.ts';
 import type { RecordEvent } from '../discovery/records.ts';
-import {
-  errorMessage,
-  InvalidRequestError,
-  NotFoundError,
-  PermanentError,
-  RetryableError,
-  TreadleError,
-} from '../errors.ts';
+import { errorMessage, NotFoundError, RetryableError, TreadleError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { gunzipPatch, tipCommit } from './patch.ts';
 import type { SelfBuiltIntakeDeps } from './pipeline-builder.ts';
+import { PULL_NSID, PULL_URI, PullReader, type PullRecord } from './pull-reader.ts';
 import { pullRunKey } from './run-keys.ts';
 import type { PullAction } from './when.ts';
 
 export const PULL_TOPIC = 'pull.intake';
-export const PULL_NSID = 'sh.tangled.repo.pull';
 export const PULL_STATUS_NSID = 'sh.tangled.repo.pull.status';
+export { PATCH_BLOB_MAX_BYTES, PATCH_MAX_BYTES, PULL_NSID } from './pull-reader.ts';
 export const PULL_COLLECTIONS = [PULL_NSID, PULL_STATUS_NSID] as const;
-
-/** Bounds on a patch blob: as stored (gzip), and inflated. */
-export const PATCH_BLOB_MAX_BYTES = 4 * 1024 * 1024;
-export const PATCH_MAX_BYTES = 32 * 1024 * 1024;
 
 const STATUS_ACTIONS: Record<string, PullAction> = {
   'sh.tangled.repo.pull.status.open': 'reopened',
   'sh.tangled.repo.pull.status.closed': 'closed',
   'sh.tangled.repo.pull.status.merged': 'merged',
 };
-const PULL_URI =
-  /^at:\/\/(did:[a-z]+:[A-Za-z0-9._:%-]{1,2000})\/sh\.tangled\.repo\.pull\/([A-Za-z0-9._~:-]{1,512})$/;
-
 export interface PullMessage {
   /** The pull's author and record key. */
   author: string;
@@ -59,13 +44,6 @@ export interface PullMessage {
   record?: unknown;
 }
 
-interface PullRecord {
-  target: { repo: string; branch: string };
-  source?: { branch: string; repo?: string };
-  patchBlob?: BlobRef;
-  rounds?: Array<{ patchBlob: BlobRef }>;
-}
-
 export interface PullIntakeDeps extends SelfBuiltIntakeDeps {
   identity: IdentityOptions;
   maxBlobBytes?: number;
@@ -75,8 +53,11 @@ export interface PullIntakeDeps extends SelfBuiltIntakeDeps {
 export class PullIntake {
   private readonly d: PullIntakeDeps;
 
+  private readonly reader: PullReader;
+
   constructor(deps: PullIntakeDeps) {
     this.d = deps;
+    this.reader = new PullReader(deps);
   }
 
   /** A Jetstream record of a pull collection: queues it if it may concern a repo served here. */
@@ -120,27 +101,14 @@ export class PullIntake {
   }
 
   private async run(m: PullMessage, log: Logger): Promise<void> {
-    let pds: string | undefined;
-    const pdsOf = async () => (pds ??= await resolvePds(m.author, this.d.identity));
-    let raw = m.record;
-    if (raw === undefined) {
-      try {
-        raw = await getRecord(await pdsOf(), m.author, PULL_NSID, m.rkey, this.d.identity);
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-        log.info('pull status ignored: the pull record no longer exists');
-        return;
-      }
-    }
-    let lex: unknown;
+    let pull: PullRecord;
     try {
-      lex = jsonToLex(raw);
+      pull = await this.reader.record(m.author, m.rkey, m.record);
     } catch (err) {
-      // Whatever cannot be read as lexicon data is bad input, never a fault to retry.
-      throw new InvalidRequestError(`invalid ${PULL_NSID} record: ${errorMessage(err)}`);
+      if (!(err instanceof NotFoundError)) throw err;
+      log.info('pull status ignored: the pull record no longer exists');
+      return;
     }
-    // A blob reference whose CID does not parse is left a plain object and refused here.
-    const pull = this.d.validator.validate<PullRecord>(PULL_NSID, lex);
     const repo = pull.target.repo.startsWith('did:')
       ? this.d.repos.servedRepoByDid(pull.target.repo)
       : undefined;
@@ -156,13 +124,7 @@ export class PullIntake {
       );
       return;
     }
-    const blob = pull.rounds?.at(-1)?.patchBlob ?? pull.patchBlob;
-    if (!(blob instanceof BlobRef)) throw new PermanentError('the pull record has no patch blob');
-    const maxBlob = this.d.maxBlobBytes ?? PATCH_BLOB_MAX_BYTES;
-    if (blob.size > maxBlob)
-      throw new PermanentError(`the patch blob is ${blob.size} bytes, over the ${maxBlob}-byte bound`);
-    const gz = await getBlob(await pdsOf(), m.author, blob.ref.toString(), maxBlob, this.d.identity);
-    const sourceSha = tipCommit(gunzipPatch(gz, this.d.maxPatchBytes ?? PATCH_MAX_BYTES));
+    const sourceSha = await this.reader.tip(m.author, pull);
     const targetBranch = pull.target.branch;
     const key = pullRunKey(repo, sourceSha, targetBranch, m.action);
     if (this.d.runKeys.get(key)?.state === 'run') {
