@@ -178,8 +178,9 @@ export class Lander {
         await this.resetToRemote();
         return { result: succeeded(id, t.name, results.map(withoutOutputs)), pushed: false };
       }
-      const head = await this.git.ok(['rev-parse', 'HEAD']);
-      if (head === base) return { result: succeeded(id, t.name, results), pushed: false };
+      // Every commit a step creates is an output, so no outputs means HEAD is still the base.
+      if (results.every((r) => r.outputs.length === 0))
+        return { result: succeeded(id, t.name, results), pushed: false };
       const r = await this.git.run(['push', '-q', t.remote, `HEAD:refs/heads/${t.targetBranch}`]);
       if (r.code === 0) return { result: succeeded(id, t.name, results), pushed: true };
       await this.fetch();
