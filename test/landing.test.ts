@@ -14,6 +14,7 @@ import type { LandingTarget, Strategy } from '../src/landing/config.ts';
 import { type LandRequest, validateRequest } from '../src/landing/contract.ts';
 import { Lander } from '../src/landing/lander.ts';
 import { createLogger } from '../src/logger.ts';
+import { serveGitHttp } from './support/git-http.ts';
 import { ALICE, GitRemote, gitIn } from './support/git-remote.ts';
 import { tempDir } from './support/temp.ts';
 
@@ -456,5 +457,32 @@ describe('safety (56, 57)', () => {
       gitIn(t.target.checkoutPath, ['remote', '-v']),
     ])
       expect(text).not.toContain('s3cr3t');
+  });
+
+  it('57: over smart HTTP the header reaches the server on every request, and a land without it is refused', async () => {
+    const HEADER = 'Authorization: Bearer s3cr3t-http-token';
+    const t = setup({ authHeaderEnv: 'LAND_AUTH', authHeader: HEADER });
+    const server = await serveGitHttp(t.remote.dir, 'Bearer s3cr3t-http-token');
+    cleanups.push(() => void server.close());
+    // The target has not run yet: point it at the HTTP face of the same bare repository.
+    t.target.remoteUrl = `${server.base}/remote.git`;
+    const [c] = t.remote.branch('c', [{ 'http.txt': 'over http' }]);
+    const r = await t.land([{ strategy: 'REBASE', uris: [t.uri(c!, 'c')] }]);
+    expect(r.result.outcome).toBe('SUCCEEDED');
+    const [landed] = outputs(r);
+    expect(gitIn(t.remote.bare, ['rev-parse', 'main'])).toBe(landed);
+    expect(server.requests.some((q) => q.path === '/remote.git/git-receive-pack')).toBe(true);
+    expect(server.requests.every((q) => q.authorization === 'Bearer s3cr3t-http-token')).toBe(true);
+    expect(t.logs()).not.toContain('s3cr3t');
+
+    const bare = setup();
+    bare.target.remoteUrl = `${server.base}/remote.git`;
+    const before = server.requests.length;
+    const [d] = t.remote.branch('d', [{ 'd.txt': 'd' }]);
+    const refused = await bare.land([{ strategy: 'REBASE', uris: [bare.uri(d!, 'd')] }]).catch((e) => e);
+    expect(refused).toBeInstanceOf(RetryableError);
+    expect(String(refused.message)).toMatch(/fetching main's remote failed/);
+    expect(server.requests.slice(before).every((q) => q.authorization === undefined)).toBe(true);
+    expect(gitIn(t.remote.bare, ['rev-parse', 'main'])).toBe(landed);
   });
 });
