@@ -197,16 +197,19 @@ async function sequenceVersusScript(
   const rec = copy(dir, t, checkout, `rec-${kind}`);
   const argvLog = join(dir, `argv-${kind}`);
   const wrapper = join(dir, `wrap-${kind}`);
+  // One write per command (O_APPEND keeps it whole), so commands the lander runs side by side
+  // are recorded apart: fields end in \x1f, commands in \x1e.
   writeFileSync(
     wrapper,
-    `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done >> "${argvLog}"\nprintf '\\n\\0' >> "${argvLog}"\nexec git "$@"\n`,
+    `#!/bin/sh\nline=$(for a in "$@"; do printf '%s\\037' "$a"; done)\nprintf '%s\\036' "$line" >> "${argvLog}"\nexec git "$@"\n`,
   );
   chmodSync(wrapper, 0o755);
   await landOnce(rec.bare, rec.checkout, kind, t, wrapper, () => writeFileSync(argvLog, ''));
   const commands = readFileSync(argvLog, 'utf8')
-    .split('\n\0')
+    .split('\x1e')
     .filter((c) => c.length > 0)
-    .map((c) => c.split('\0').filter((a, i, all) => i < all.length - 1 || a !== ''));
+    .map((c) => c.split('\x1f').slice(0, -1));
+  if (process.env.BENCH_LANDING_SHOW) console.log(commands.map((c) => `  git ${c.join(' ')}`).join('\n'));
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   const home = (co: string) => join(co, '.git', 'treadle-home');
   const script = (co: string, bare: string) =>
