@@ -26,6 +26,15 @@ export interface RunnerContext {
   wake(requestId: string): void;
   /** Publishes on one of the runner's own topics, which must start with `<name>.`. */
   publish<T>(topic: string, partitionKey: string, id: string, payload: T): boolean;
+  /** The runner's API use, for `/metrics` (labelled with the runner's name). */
+  observe: RunnerObserver;
+}
+
+export interface RunnerObserver {
+  /** One HTTP call to the runner's API and how it ended. */
+  apiCall(outcome: 'ok' | 'error' | 'rate_limited'): void;
+  /** Time spent waiting for the API budget before a call. */
+  waited(seconds: number): void;
 }
 
 export interface RunnerParts {

@@ -51,6 +51,7 @@ describe('loadConfig', () => {
       },
       logLevel: 'info',
       shutdownTimeoutMs: 20_000,
+      streamMaxBackoffMs: 60_000,
       queue: {
         concurrency: 16,
         maxAttempts: 3,

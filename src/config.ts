@@ -165,6 +165,20 @@ export const SETTINGS: readonly Setting[] = [
     schema: z.string().trim().min(32),
   },
   {
+    key: 'metricsListen',
+    env: 'TREADLE_METRICS_LISTEN',
+    expect: 'host:port, [ipv6]:port or :port',
+    doc: "A second, private address that serves only `GET /metrics`, without a token (for a scraper on a private network, such as Fly's). Set, `/metrics` is no longer served on `TREADLE_LISTEN` unless `TREADLE_METRICS_TOKEN` is set too.",
+    schema: listenValue,
+  },
+  {
+    key: 'metricsToken',
+    env: 'TREADLE_METRICS_TOKEN',
+    expect: 'a random string of at least 32 characters (`openssl rand -hex 32`)',
+    doc: 'When set, `GET /metrics` requires `Authorization: Bearer <token>`. Unset: `/metrics` is open (keep it off the public internet, or set this). Never logged.',
+    schema: z.string().trim().min(32),
+  },
+  {
     key: 'buildkite.token',
     env: 'TREADLE_BUILDKITE_TOKEN',
     expect: 'a Buildkite API access token (scopes read_builds, write_builds, read_build_logs)',
@@ -237,6 +251,15 @@ export const SETTINGS: readonly Setting[] = [
     expect: 'a duration such as 20s or 1500ms (a bare number is milliseconds)',
     default: '20s',
     doc: 'On SIGTERM/SIGINT, how long in-flight work may take to finish before treadle exits anyway.',
+    schema: durationValue,
+  },
+  {
+    key: 'streamMaxBackoff',
+    path: 'streamMaxBackoffMs',
+    env: 'TREADLE_STREAM_MAX_BACKOFF',
+    expect: 'a duration such as 60s (a bare number is milliseconds)',
+    default: '60s',
+    doc: 'The longest wait between attempts to reconnect to a knot or to Jetstream (waits start at 1 s and double). `/readyz` reports Jetstream not ready once it has been down this long plus 10 s.',
     schema: durationValue,
   },
   {
@@ -350,10 +373,16 @@ export interface Config {
   buildkite: BuildkiteSettings;
   /** TREADLE_ADMIN_TOKEN: the bearer token of the administrative HTTP API. */
   adminToken?: string;
+  /** TREADLE_METRICS_LISTEN: a private listener serving only /metrics. */
+  metricsListen?: { host: string; port: number };
+  /** TREADLE_METRICS_TOKEN: when set, the bearer token `/metrics` requires. */
+  metricsToken?: string;
   /** TREADLE_SECRETS_KEY; unset: a key file beside the database. */
   secretsKey?: string;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
+  /** TREADLE_STREAM_MAX_BACKOFF: the longest reconnect wait of knot and Jetstream streams. */
+  streamMaxBackoffMs: number;
   queue: QueueSettings;
   /** Which branches are greenness queues, and where hooks go (the YAML file's `greenness` block). */
   greenness: GreennessConfig;

@@ -19,6 +19,7 @@ import { RunKeyStore } from './db/run-key-store.ts';
 import { UnitOfWork } from './db/unit-of-work.ts';
 import { EventLog } from './events/index.ts';
 import { type Logger, subsystemLogger } from './logger.ts';
+import { Metrics } from './metrics/metrics.ts';
 import { Queue } from './queue/index.ts';
 
 export interface AppContext {
@@ -37,6 +38,8 @@ export interface AppContext {
   cursors: CursorStore;
   validator: RecordValidator;
   auth: ServiceAuth;
+  /** Prometheus metrics: counters incremented where things happen, gauges read at scrape. */
+  metrics: Metrics;
   /** Aborted when the daemon begins to shut down. */
   signal: AbortSignal;
 }
@@ -53,10 +56,12 @@ export function createContext(config: Config, log: Logger, signal: AbortSignal):
     const uow = new UnitOfWork(db);
     const queue = new Queue(new QueueStore(db), subsystemLogger(log, 'queue'), config.queue, uow);
     const events = new EventLog(new EventStore(db), { uow });
+    const metrics = new Metrics();
     const auth = new ServiceAuth({
       hostname: config.hostname,
       identity: { plcUrl: config.plcUrl, dev: config.dev },
       log: subsystemLogger(log, 'auth'),
+      metrics,
     });
     return {
       config,
@@ -73,6 +78,7 @@ export function createContext(config: Config, log: Logger, signal: AbortSignal):
       cursors: new CursorStore(db),
       validator: new RecordValidator(),
       auth,
+      metrics,
       signal,
     };
   } catch (err) {

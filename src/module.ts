@@ -37,6 +37,11 @@ export interface Module {
   routes?(app: Hono): void;
   /** WebSocket upgrade routes by exact path, or by prefix when the key ends with `/`. */
   readonly upgrades?: UpgradeRoutes;
+  /**
+   * For `/readyz`: each check this module owns, with `undefined` when it is fine or what is
+   * wrong, in a sentence an operator can act on.
+   */
+  readiness?(): Record<string, string | undefined>;
   /** Called once the HTTP server listens, in list order. */
   start?(): Promise<void> | void;
   /** Called on shutdown, in reverse list order, before the queue drains. */

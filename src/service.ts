@@ -20,6 +20,9 @@ export class Service {
   private readonly shutdownSignal: AbortController;
   private health: Health = 'starting';
   private heartbeat: NodeJS.Timeout | undefined;
+  /** When the instance-lock row was last written (the database's proof of writability). */
+  private lastWriteAt = 0;
+  private lastWriteError: string | undefined;
   private stopping: Promise<void> | undefined;
   private readonly onFatal: (reason: string) => void;
 
@@ -63,6 +66,7 @@ export class Service {
     const { ctx } = this;
     ctx.queue.recoverAbandoned();
     ctx.queue.start();
+    this.lastWriteAt = Date.now();
     this.heartbeat = setInterval(() => this.beat(), LOCK_HEARTBEAT_MS);
     this.heartbeat.unref();
     const app = createHttpApp({
@@ -70,6 +74,7 @@ export class Service {
       hostname: ctx.config.hostname,
       owner: ctx.config.owner,
       health: () => this.health,
+      readiness: () => this.readiness(),
       xrpcMethods: (app) => {
         for (const m of this.modules) m.xrpc?.(app);
       },
@@ -116,8 +121,30 @@ export class Service {
   private beat(): void {
     try {
       if (!this.ctx.lock.heartbeat()) this.onFatal('another treadle took over the database lock');
+      this.lastWriteAt = Date.now();
+      this.lastWriteError = undefined;
     } catch (err) {
+      this.lastWriteError = (err as Error).message;
       this.ctx.log.warn({ err }, 'instance lock heartbeat failed');
     }
+  }
+
+  /**
+   * `/readyz`: what is not ready, by check (empty when everything is). The database is
+   * writable when the lock heartbeat wrote within three beats; the queue's workers run; each
+   * module reports its own (Jetstream connected or inside its backoff).
+   */
+  readiness(now = Date.now()): Record<string, string> {
+    const problems: Record<string, string> = {};
+    if (this.health !== 'ready') problems.service = this.health;
+    const age = now - this.lastWriteAt;
+    if (this.lastWriteError) problems.database = `not writable: ${this.lastWriteError}`;
+    else if (age > 3 * LOCK_HEARTBEAT_MS)
+      problems.database = `no successful write for ${Math.round(age / 1000)} s`;
+    if (!this.ctx.queue.running) problems.queue = 'workers are not running';
+    for (const m of this.modules)
+      for (const [check, problem] of Object.entries(m.readiness?.() ?? {}))
+        if (problem !== undefined) problems[check] = problem;
+    return problems;
   }
 }

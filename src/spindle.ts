@@ -15,6 +15,7 @@ import { createGreenness } from './greenness/module.ts';
 import { createKnots } from './knots/module.ts';
 import { createLanding } from './landing/module.ts';
 import { createLogs } from './logs/module.ts';
+import { createMetricsModule } from './metrics/module.ts';
 import type { Module } from './module.ts';
 import { createPipelines } from './pipelines/module.ts';
 import { createRunnerSet } from './pipelines/runners.ts';
@@ -49,5 +50,19 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
   });
   // Started in this order (log collection resumes before knots and Jetstream bring new work),
   // stopped in reverse (network inputs first, then the servers, then the runners).
-  return [runners.module, secrets, pipelines, greenness, landing, runs, ci, events, logs, knots, discovery];
+  const metrics = createMetricsModule(ctx);
+  return [
+    runners.module,
+    secrets,
+    pipelines,
+    greenness,
+    landing,
+    runs,
+    ci,
+    events,
+    logs,
+    metrics,
+    knots,
+    discovery,
+  ];
 }

@@ -50,11 +50,14 @@ describe('fly.toml', () => {
     expect(seconds(fly.kill_timeout)).toBeGreaterThan(seconds(fly.env.TREADLE_SHUTDOWN_TIMEOUT));
   });
 
-  it('routes HTTP to the port treadle listens on, checks /healthz, scrapes /metrics', () => {
+  it('routes HTTP to the port treadle listens on, checks /healthz, scrapes /metrics on a private port', () => {
     const port = Number(fly.env.TREADLE_LISTEN.split(':').at(-1));
     expect(fly.http_service.internal_port).toBe(port);
     expect(fly.http_service.checks.map((c: { path: string }) => c.path)).toEqual(['/healthz']);
-    expect(fly.metrics).toEqual({ port, path: '/metrics' });
+    // Metrics have a listener of their own, not the public service's port.
+    const metricsPort = Number(fly.env.TREADLE_METRICS_LISTEN.split(':').at(-1));
+    expect(metricsPort).not.toBe(port);
+    expect(fly.metrics).toEqual({ port: metricsPort, path: '/metrics' });
     expect(all('EXPOSE')[0]!.args).toBe(String(port));
   });
 });

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { NotFoundError, PermanentError, RetryableError } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
+import type { RunnerObserver } from '../index.ts';
 
 export interface BuildkiteClientOptions {
   /** e.g. `https://api.buildkite.com/v2`. */
@@ -21,6 +22,8 @@ export interface BuildkiteClientOptions {
   timeoutMs?: number;
   /** Attempts for an idempotent request on a network error or 5xx. */
   maxAttempts?: number;
+  /** Counts calls and budget waits for `/metrics`. */
+  observe?: RunnerObserver;
 }
 
 export interface BkRequest {
@@ -165,12 +168,17 @@ export class BuildkiteClient {
   async request(req: BkRequest): Promise<BkResponse> {
     const idempotent = req.idempotent ?? req.method !== 'POST';
     const maxAttempts = this.o.maxAttempts ?? 4;
+    const observe = this.o.observe;
     for (let attempt = 1; ; attempt++) {
+      const before = performance.now();
       await this.budget.take();
+      const waitedMs = performance.now() - before;
+      if (waitedMs >= 1) observe?.waited(waitedMs / 1000);
       let res: BkResponse;
       try {
         res = await this.send(req);
       } catch (err) {
+        observe?.apiCall('error');
         const what = `Buildkite ${req.method} ${req.path} failed: ${(err as Error).message}`;
         if (!idempotent) throw new AmbiguousRequestError(what, { cause: err });
         if (attempt >= maxAttempts) throw new RetryableError(what, { cause: err });
@@ -178,6 +186,7 @@ export class BuildkiteClient {
         continue;
       }
       this.learnLimits(res);
+      observe?.apiCall(res.status === 429 ? 'rate_limited' : res.status >= 400 ? 'error' : 'ok');
       if (res.status === 429) {
         const resetS = resetSeconds(res);
         const waitMs =

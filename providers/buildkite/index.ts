@@ -24,6 +24,7 @@ export const buildkiteModule: RunnerModule = {
       token: bk.token!,
       requestsPerMinute: bk.requestsPerMinute,
       log,
+      observe: ctx.observe,
     });
     const runner = new BuildkiteRunner({
       client,

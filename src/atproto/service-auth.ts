@@ -15,6 +15,7 @@
 import { verifyJwt } from '@atproto/xrpc-server';
 import { XrpcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { type IdentityOptions, resolveSigningKey } from './identity.ts';
 import { verifyJwtSignature } from './signature.ts';
 
@@ -37,6 +38,8 @@ export interface ServiceAuthOptions {
   log: Logger;
   /** Overrides the resolver (tests count resolutions with it). */
   resolveKey?: (did: string) => Promise<string>;
+  /** Counts refusals by reason. */
+  metrics?: Pick<Metrics, 'authRefusals'>;
 }
 
 interface CachedKey {
@@ -75,24 +78,25 @@ export class ServiceAuth {
    */
   async verify(authorization: string | undefined, method: string): Promise<Caller> {
     const token = (authorization ?? '').replace(/^Bearer\s+/i, '').trim();
-    const fail = (why: string): never => {
+    const fail = (why: string, reason: string): never => {
+      this.o.metrics?.authRefusals.inc({ reason });
       throw new XrpcError(403, 'Auth', `signature verification failed: ${why}`);
     };
-    if (!token) fail('missing bearer token');
+    if (!token) fail('missing bearer token', 'missing');
     const header = decodeSegment(token.split('.')[0]);
     const payload = decodeSegment(token.split('.')[1]);
-    if (!header || !payload || token.split('.').length !== 3) fail('malformed token');
+    if (!header || !payload || token.split('.').length !== 3) fail('malformed token', 'malformed');
     if (typeof header!.alg !== 'string' || !ALGS.has(header!.alg))
-      fail(`algorithm ${JSON.stringify(header!.alg)} is not allowed (ES256K or ES256 only)`);
+      fail(`algorithm ${JSON.stringify(header!.alg)} is not allowed (ES256K or ES256 only)`, 'algorithm');
     const now = Date.now() / 1000;
     if (typeof payload!.aud !== 'string' || !this.audiences.has(payload!.aud))
-      fail(`audience ${JSON.stringify(payload!.aud)} is not ${[...this.audiences][0]}`);
-    if (typeof payload!.exp !== 'number') fail('token has no exp');
-    if ((payload!.exp as number) + LEEWAY_S < now) fail('token expired');
+      fail(`audience ${JSON.stringify(payload!.aud)} is not ${[...this.audiences][0]}`, 'audience');
+    if (typeof payload!.exp !== 'number') fail('token has no exp', 'malformed');
+    if ((payload!.exp as number) + LEEWAY_S < now) fail('token expired', 'expired');
     if (payload!.iat !== undefined && (typeof payload!.iat !== 'number' || payload!.iat > now + LEEWAY_S))
-      fail('token issued in the future');
+      fail('token issued in the future', 'not_yet_valid');
     if (payload!.lxm !== undefined && payload!.lxm !== method)
-      fail(`token is for ${JSON.stringify(payload!.lxm)}, not ${method}`);
+      fail(`token is for ${JSON.stringify(payload!.lxm)}, not ${method}`, 'method');
     try {
       // aud and lxm are checked above (two aud forms; lxm only when present); exp again here.
       const verified = await verifyJwt(
@@ -105,7 +109,7 @@ export class ServiceAuth {
       return { did: verified.iss.split('#')[0]! };
     } catch (err) {
       if (err instanceof XrpcError) throw err;
-      return fail((err as Error).message);
+      return fail((err as Error).message, 'signature');
     }
   }
 

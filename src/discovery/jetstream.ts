@@ -62,6 +62,15 @@ export class JetstreamConsumer {
     return this.client.stop();
   }
 
+  /** The connection's state, how long it has been down, and reconnects since start. */
+  status(now = Date.now()): { state: StreamClient['state']; downForMs: number; reconnects: number } {
+    return {
+      state: this.client.state,
+      downForMs: this.client.downForMs(now),
+      reconnects: Math.max(0, this.client.opens - 1),
+    };
+  }
+
   private nowUs(): bigint {
     return this.o.nowUs?.() ?? BigInt(Date.now()) * 1000n;
   }

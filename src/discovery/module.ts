@@ -46,10 +46,30 @@ export function createDiscovery(ctx: AppContext, deps: DiscoveryDeps): Module {
       for (const did of new Set([config.owner, ...repos.members()])) backfill.request(did, reason);
     },
     minBackoffMs: deps.backoffMs?.min,
-    maxBackoffMs: deps.backoffMs?.max,
+    maxBackoffMs: deps.backoffMs?.max ?? config.streamMaxBackoffMs,
+  });
+  // Down longer than the longest backoff plus a connection attempt: more than a blip.
+  const downLimitMs = (deps.backoffMs?.max ?? config.streamMaxBackoffMs) + 10_000;
+  const { metrics } = ctx;
+  metrics.collect(() => {
+    const s = jetstream.status();
+    for (const state of ['connected', 'connecting', 'backoff'] as const)
+      metrics.streamConnections.set({ source: 'jetstream', state }, s.state === state ? 1 : 0);
+    metrics.syncCounter(metrics.streamReconnects, { source: 'jetstream' }, s.reconnects);
   });
   return {
     name: 'discovery',
+    readiness: () => {
+      const s = jetstream.status();
+      const ok = s.state === 'connected' || (s.state !== 'stopped' && s.downForMs <= downLimitMs);
+      return {
+        jetstream: ok
+          ? undefined
+          : s.state === 'stopped'
+            ? 'not running'
+            : `not connected for ${Math.round(s.downForMs / 1000)} s (${s.state})`,
+      };
+    },
     consumers: [consumer<BackfillMessage>(BACKFILL_TOPIC, 'backfill', (m) => backfill.handle(m.payload))],
     start: () => jetstream.start(),
     stop: () => jetstream.stop(),

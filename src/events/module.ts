@@ -6,6 +6,7 @@ import { EventsServer } from './events-server.ts';
 
 export function createEvents(ctx: AppContext, options: { pingIntervalMs: number }): Module {
   const server = new EventsServer(ctx.events, subsystemLogger(ctx.log, 'events'), options);
+  ctx.metrics.collect(() => ctx.metrics.streamClients.set({ endpoint: 'events' }, server.connections));
   return {
     name: 'events',
     upgrades: { '/events': (req, socket, head) => server.handleUpgrade(req, socket, head) },

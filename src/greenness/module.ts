@@ -37,6 +37,7 @@ export function createGreenness(ctx: AppContext): Module {
     config: ctx.config.greenness,
     landing: ctx.config.landing.targets,
     log,
+    metrics: ctx.metrics,
   });
   const api = new GreennessApi(store);
   const hooks = new HookDelivery({

@@ -18,6 +18,7 @@ import { formatCommitUri } from '../landing/commit-uri.ts';
 import type { LandingTarget } from '../landing/config.ts';
 import { type LandRequest, type LandResult, MERGE_TOPIC, pk } from '../landing/contract.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { PipelineStarted, WireStatus, WorkflowStatusChanged } from '../pipelines/pipeline.ts';
 import { isTerminal } from '../pipelines/pipeline.ts';
 import type { Delivery, Queue } from '../queue/index.ts';
@@ -60,6 +61,7 @@ export interface RecorderDeps {
   landing: readonly LandingTarget[];
   log: Logger;
   clock?: () => number;
+  metrics?: Pick<Metrics, 'greennessFacts' | 'greennessTransitions'>;
 }
 
 export function queueKey(repo: string, ref: string): string {
@@ -349,6 +351,13 @@ export class Recorder {
       version,
       payload: { queue: q.key, repo: q.repo, ref: q.ref, ...payload },
     };
-    this.d.queue.publish(HOOK_TOPIC, q.key, id, event);
+    const { published } = this.d.queue.publish(HOOK_TOPIC, q.key, id, event);
+    const metrics = this.d.metrics;
+    if (published && metrics)
+      this.d.uow.afterCommit(() => {
+        metrics.greennessTransitions.inc({ type });
+        if (type === 'greenness.fact_recorded' && payload.project === '')
+          metrics.greennessFacts.inc({ verdict: payload.green ? 'green' : 'not_green' });
+      });
   }
 }

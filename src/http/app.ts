@@ -20,6 +20,8 @@ export interface HttpDeps {
   hostname: string;
   owner: string;
   health: () => Health;
+  /** What is not ready, by check; empty when ready (`/readyz`). */
+  readiness?: () => Record<string, string>;
   /** Further XRPC methods (see XrpcDeps.methods). */
   xrpcMethods?: (app: Hono) => void;
   /** Further plain routes (webhooks). */
@@ -44,6 +46,14 @@ export function createHttpApp(deps: HttpDeps): Hono {
   app.get('/healthz', (c) => {
     const health = deps.health();
     return c.json({ status: health, version: VERSION }, health === 'ready' ? 200 : 503);
+  });
+
+  // Readiness: can this process do its work now (database writable, queue workers running,
+  // Jetstream connected or reconnecting within its backoff)? /healthz stays the liveness check.
+  app.get('/readyz', (c) => {
+    const notReady = deps.readiness?.() ?? {};
+    const ready = Object.keys(notReady).length === 0;
+    return c.json({ ready, ...(ready ? {} : { notReady }) }, ready ? 200 : 503);
   });
 
   mountXrpc(app, { owner: deps.owner, methods: deps.xrpcMethods });

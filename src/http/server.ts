@@ -20,6 +20,7 @@ export async function listen(
   host: string,
   port: number,
   upgrades: UpgradeRoutes = {},
+  setting = 'TREADLE_LISTEN',
 ): Promise<HttpServer> {
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -34,7 +35,7 @@ export async function listen(
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? 'address in use' : err.message;
-      reject(new StartupError(`cannot listen on ${host}:${port} (TREADLE_LISTEN): ${why}`, { cause: err }));
+      reject(new StartupError(`cannot listen on ${host}:${port} (${setting}): ${why}`, { cause: err }));
     };
     server.once('error', onError);
     server.listen(port, host, () => {

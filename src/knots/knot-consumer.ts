@@ -42,6 +42,8 @@ export class KnotConsumers {
   private readonly o: KnotConsumerOptions;
   private readonly streams = new Map<string, StreamClient>();
   private stopped = false;
+  /** Connections opened again after one ended, over every knot, since start. */
+  reconnects = 0;
 
   constructor(options: KnotConsumerOptions) {
     this.o = options;
@@ -49,6 +51,18 @@ export class KnotConsumers {
 
   get knots(): string[] {
     return [...this.streams.keys()].sort();
+  }
+
+  /** How many knot streams are in each state. */
+  states(): Record<'connected' | 'connecting' | 'backoff' | 'stopped', number> {
+    const counts = { connected: 0, connecting: 0, backoff: 0, stopped: 0 };
+    for (const s of this.streams.values()) counts[s.state]++;
+    return counts;
+  }
+
+  /** Knots that have been without a connection for at least `ms`. */
+  downFor(ms: number, now = Date.now()): string[] {
+    return [...this.streams].filter(([, s]) => s.downForMs(now) >= ms).map(([k]) => k);
   }
 
   /** Opens streams for knots newly needed and closes those no repo needs any more. */
@@ -122,6 +136,7 @@ export class KnotConsumers {
           this.o.cursors.set(key, wallClockNs());
           provisional = true;
         }
+        if (stream.opens > 1) this.reconnects++;
         this.o.onOpen?.(knot, url);
       },
       maxFrameBytes: this.o.maxFrameBytes,

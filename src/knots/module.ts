@@ -73,8 +73,33 @@ export function createKnots(
     onFrame,
     onOpen: (knot) => void probe(knot),
     minBackoffMs: options.backoffMs?.min,
-    maxBackoffMs: options.backoffMs?.max,
+    maxBackoffMs: options.backoffMs?.max ?? ctx.config.streamMaxBackoffMs,
   });
-  const reconcile = () => knots.reconcile(new Set(repos.servedRepos().map((r) => r.knot)));
+  // Coalesced: a backfill applies thousands of repo records in a burst, and each asks for a
+  // reconcile (reading every served repo). Asks that arrive while one is queued or running
+  // share the next one, which still starts after the last ask, so none misses its change.
+  let queued: Promise<void> | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const reconcileNow = () => knots.reconcile(new Set(repos.servedRepos().map((r) => r.knot)));
+  const reconcile = (): Promise<void> => {
+    queued ??= running.then(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          setImmediate(() => {
+            queued = undefined;
+            running = reconcileNow().catch((err: unknown) => log.error({ err }, 'knot reconcile failed'));
+            running.then(resolve, reject);
+          });
+        }),
+    );
+    return queued;
+  };
+  const { metrics } = ctx;
+  metrics.collect(() => {
+    const states = knots.states();
+    for (const state of ['connected', 'connecting', 'backoff'] as const)
+      metrics.streamConnections.set({ source: 'knot', state }, states[state]);
+    metrics.syncCounter(metrics.streamReconnects, { source: 'knot' }, knots.reconnects);
+  });
   return { name: 'knots', reconcile, start: reconcile, stop: () => knots.stop() };
 }

@@ -5,13 +5,13 @@
  * <TREADLE_ADMIN_TOKEN>` (compared in constant time), or by a service-auth JWT from the
  * target repo's owner or a collaborator. Everything is checked before anything is queued.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, Hono } from 'hono';
 import type { ServiceAuth } from '../atproto/service-auth.ts';
 import type { LandingStore, StoredResult } from '../db/landing-store.ts';
 import type { RepoRow, RepoStore } from '../db/repo-store.ts';
 import { AuthError, InvalidRequestError, XrpcError } from '../errors.ts';
 import { jsonObjectBody } from '../http/body.ts';
+import { sameSecret } from '../http/secret.ts';
 import type { Logger } from '../logger.ts';
 import type { Queue } from '../queue/index.ts';
 import type { LandingTarget } from './config.ts';
@@ -159,9 +159,4 @@ function view(r: StoredResult) {
 
 function who(c: Caller): string {
   return c.admin ? 'admin token' : c.did;
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const h = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(h(a), h(b));
 }

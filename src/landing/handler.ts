@@ -11,6 +11,7 @@ import type { LandingStore } from '../db/landing-store.ts';
 import type { UnitOfWork } from '../db/unit-of-work.ts';
 import { ConflictError, InvalidRequestError, PermanentError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Queue, QueueMessage } from '../queue/index.ts';
 import type { LandingTarget } from './config.ts';
 import { decodeRequest, type LandResult, MERGE_TOPIC, RESULT_SUFFIX, validateRequest } from './contract.ts';
@@ -24,6 +25,7 @@ export interface LandingDeps {
   queue: Queue;
   log: Logger;
   clock?: () => number;
+  metrics?: Pick<Metrics, 'landingResults'>;
 }
 
 export class LandingHandler {
@@ -107,7 +109,10 @@ export class LandingHandler {
         result: json,
         finishedAt: this.now(),
       });
-      this.d.queue.publish(`${m.topic}${RESULT_SUFFIX}`, m.partitionKey, id, result);
+      const { published } = this.d.queue.publish(`${m.topic}${RESULT_SUFFIX}`, m.partitionKey, id, result);
+      const metrics = this.d.metrics;
+      if (published && metrics)
+        this.d.uow.afterCommit(() => metrics.landingResults.inc({ kind, outcome: result.outcome }));
     });
   }
 

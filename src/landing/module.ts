@@ -28,7 +28,15 @@ export function createLanding(ctx: AppContext): Module {
     targets.map((t) => [t.name, new Lander(t, inherited, log.child({ target: t.name }))]),
   );
   const store = new LandingStore(ctx.db);
-  const handler = new LandingHandler({ targets, landers, store, uow: ctx.uow, queue: ctx.queue, log });
+  const handler = new LandingHandler({
+    targets,
+    landers,
+    store,
+    uow: ctx.uow,
+    queue: ctx.queue,
+    log,
+    metrics: ctx.metrics,
+  });
   const api = new LandApi({
     targets,
     landers,

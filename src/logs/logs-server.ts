@@ -89,6 +89,10 @@ export class LogsServer {
     });
   }
 
+  get connections(): number {
+    return this.wss.clients.size;
+  }
+
   async close(): Promise<void> {
     for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));

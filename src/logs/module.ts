@@ -33,6 +33,7 @@ export function createLogs(
   const { pipelines: store, lines } = ctx;
   const collector = new LogCollector({ store, lines, log, maskerFor: (key) => deps.secrets.maskerFor(key) });
   const server = new LogsServer({ store, lines, collector, log }, { pingIntervalMs: deps.pingIntervalMs });
+  ctx.metrics.collect(() => ctx.metrics.streamClients.set({ endpoint: 'logs' }, server.connections));
   const unsubscribe = ctx.events.subscribe((e) => {
     if (e.nsid !== STATUS_NSID) return;
     const status = JSON.parse(e.event) as { pipeline?: string; workflow?: string };

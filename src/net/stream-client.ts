@@ -79,6 +79,11 @@ export class StreamClient {
   skippedFrames = 0;
   /** Digests of frames given up, so a replay does not fail them all over again. */
   private readonly givenUp = new Set<string>();
+  /** Connections opened since start; every one after the first is a reconnect. */
+  opens = 0;
+  /** When the client was last without an open connection (undefined while connected). */
+  private downSince: number | undefined;
+  private waiting = false;
 
   constructor(options: StreamClientOptions) {
     this.o = {
@@ -98,11 +103,24 @@ export class StreamClient {
 
   start(): void {
     this.stopped = false;
+    this.downSince = Date.now();
     this.connect();
   }
 
   get connected(): boolean {
     return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Where the client is: connected, dialling, waiting out a backoff, or stopped. */
+  get state(): 'connected' | 'connecting' | 'backoff' | 'stopped' {
+    if (this.stopped || this.downSince === undefined) return this.connected ? 'connected' : 'stopped';
+    if (this.connected) return 'connected';
+    return this.waiting ? 'backoff' : 'connecting';
+  }
+
+  /** How long the client has been without an open connection (0 while connected). */
+  downForMs(now = Date.now()): number {
+    return this.connected || this.downSince === undefined ? 0 : now - this.downSince;
   }
 
   /** Closes the connection and waits for the frame being handled, if any. */
@@ -121,6 +139,7 @@ export class StreamClient {
   }
 
   private connect(): void {
+    this.waiting = false;
     if (this.stopped) return;
     const url = this.o.url({ lastClose: this.lastClose });
     const allowance = this.allowance;
@@ -164,6 +183,8 @@ export class StreamClient {
     ws.on('ping', heard);
     ws.on('open', () => {
       heard();
+      this.opens++;
+      this.downSince = undefined;
       this.o.log.info({ url: url }, 'stream connected');
       this.o.onOpen?.(url);
     });
@@ -264,10 +285,12 @@ export class StreamClient {
       clearInterval(watchdog);
       this.lastClose = code;
       for (const resolve of this.closedWaiters.splice(0)) resolve();
+      this.downSince ??= Date.now();
       if (this.stopped) return;
       const delay = resumeNow ? 0 : this.backoff();
       this.o.log.info({ code, url: url, retryInMs: delay }, 'stream closed; reconnecting');
       // The chain first: the owner moves its cursor before the next URL is built.
+      this.waiting = true;
       this.retryTimer = setTimeout(() => void this.chain.then(() => this.connect()), delay);
       this.retryTimer.unref();
     });

@@ -38,8 +38,11 @@ export function createPipelines(
   const { config, log, queue, uow, events, repos, runKeys, validator } = ctx;
   const store = ctx.pipelines;
   const intakeLog = subsystemLogger(log, 'intake');
-  const statuses = new StatusWriter({ store, events, queue, uow });
+  const { metrics } = ctx;
+  const statuses = new StatusWriter({ store, events, queue, uow, metrics });
   const starter = new PipelineStarter({
+    metrics,
+    uow,
     store,
     runKeys,
     events,

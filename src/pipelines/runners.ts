@@ -57,6 +57,10 @@ function runnerContext(ctx: AppContext, name: string): RunnerContext {
         );
       return ctx.queue.publish(topic, partitionKey, id, payload).published;
     },
+    observe: {
+      apiCall: (outcome) => ctx.metrics.runnerApiCalls.inc({ runner: name, outcome }),
+      waited: (seconds) => ctx.metrics.runnerRateLimitWait.inc({ runner: name }, seconds),
+    },
   };
 }
 

@@ -8,7 +8,9 @@
 import type { PipelineOrigin, PipelineStore } from '../db/pipeline-store.ts';
 import type { RepoRow } from '../db/repo-store.ts';
 import type { RunKeyStore } from '../db/run-key-store.ts';
+import type { UnitOfWork } from '../db/unit-of-work.ts';
 import type { EventLog } from '../events/index.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Queue } from '../queue/index.ts';
 import {
   PIPELINE_NSID,
@@ -52,7 +54,12 @@ export interface StarterDeps {
   queue: Queue;
   statuses: StatusWriter;
   routing: RoutingTable;
+  /** With `uow`: counts pipelines started, once their transaction commits. */
+  metrics?: Pick<Metrics, 'pipelinesAccepted'>;
+  uow?: UnitOfWork;
 }
+
+const TRIGGERS = new Set(['push', 'pull_request', 'manual']);
 
 export class PipelineStarter {
   private readonly d: StarterDeps;
@@ -90,6 +97,11 @@ export class PipelineStarter {
       workflows: record.workflows.map((w) => w.name),
       observedAt: row.receivedAt,
     });
+    const { metrics, uow } = this.d;
+    if (metrics && uow) {
+      const trigger = TRIGGERS.has(row.kind) ? row.kind : 'other';
+      uow.afterCommit(() => metrics.pipelinesAccepted.inc({ trigger }));
+    }
     if (req.runKey) {
       this.d.runKeys.put(req.runKey, { state: 'run', knot, rkey });
       this.d.runKeys.expire();

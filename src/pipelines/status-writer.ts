@@ -9,6 +9,7 @@ import { TID } from '@atproto/common-web';
 import type { PipelineStore, WorkflowKey } from '../db/pipeline-store.ts';
 import type { UnitOfWork } from '../db/unit-of-work.ts';
 import type { EventLog } from '../events/index.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Queue } from '../queue/index.ts';
 import {
   isTerminal,
@@ -39,6 +40,7 @@ export interface StatusWriterDeps {
   queue: Queue;
   uow: UnitOfWork;
   clock?: () => number;
+  metrics?: Pick<Metrics, 'workflowStatuses' | 'statusWrite' | 'triggerToRunning'>;
 }
 
 /**
@@ -57,7 +59,15 @@ export class StatusWriter {
 
   /** Writes the status if the rules allow it now; joins the caller's unit of work, if any. */
   write(key: WorkflowKey, update: StatusUpdate): WriteResult {
-    return this.d.uow.run(() => this.writeNow(key, update));
+    const started = performance.now();
+    return this.d.uow.run(() => {
+      const result = this.writeNow(key, update);
+      if (result.written)
+        this.d.uow.afterCommit(() =>
+          this.d.metrics?.statusWrite.observe((performance.now() - started) / 1000),
+        );
+      return result;
+    });
   }
 
   private writeNow(key: WorkflowKey, update: StatusUpdate): WriteResult {
@@ -106,6 +116,13 @@ export class StatusWriter {
       ...(failed ? { error: record.error, exitCode: record.exitCode } : {}),
     };
     this.d.queue.publish(WORKFLOW_STATUS_TOPIC, subject.pipeline, `${key.name}/${update.status}`, message);
+    const metrics = this.d.metrics;
+    if (metrics)
+      this.d.uow.afterCommit(() => {
+        metrics.workflowStatuses.inc({ runner: row.runner ?? 'none', status: update.status });
+        if (update.status === 'running' && row.status === 'pending' && row.statusAt !== null)
+          metrics.triggerToRunning.observe(second - row.statusAt);
+      });
     return { written: true, rkey };
   }
 }

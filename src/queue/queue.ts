@@ -146,6 +146,11 @@ export class Queue {
     return consumer;
   }
 
+  /** Whether the consumers' workers are running (between start and stop). */
+  get running(): boolean {
+    return this.started;
+  }
+
   start(): void {
     if (this.started) return;
     this.started = true;

@@ -66,7 +66,7 @@ export async function startDaemon(env: Record<string, string>): Promise<Daemon> 
 
 export async function startStack(
   extraEnv: Record<string, string> = {},
-  seed: (pds: FakePds) => void = () => {},
+  seed: (pds: FakePds, knot: FakeKnot) => void = () => {},
 ): Promise<Stack> {
   const t = tempDir();
   const [jetstream, pds, knot] = await Promise.all([
@@ -76,7 +76,7 @@ export async function startStack(
   ]);
   pds.addIdentity(OWNER);
   jetstream.pds = pds;
-  seed(pds);
+  seed(pds, knot);
   const db = join(t.dir, 'treadle.db');
   const env = {
     TREADLE_HOSTNAME: HOSTNAME,

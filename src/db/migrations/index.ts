@@ -8,6 +8,7 @@ import { sql as secrets } from './0007-secrets.ts';
 import { sql as runs } from './0008-runs.ts';
 import { sql as greenness } from './0009-greenness.ts';
 import { sql as landing } from './0010-landing.ts';
+import { sql as deadLetters } from './0011-dead-letters.ts';
 
 export interface Migration {
   version: number;
@@ -27,4 +28,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 8, name: 'runs', sql: runs },
   { version: 9, name: 'greenness', sql: greenness },
   { version: 10, name: 'landing', sql: landing },
+  { version: 11, name: 'dead-letters', sql: deadLetters },
 ];
