@@ -8,6 +8,7 @@ import { authBench } from './auth.ts';
 import { buildkiteBench } from './buildkite.ts';
 import { greennessBench } from './greenness.ts';
 import { landingBench } from './landing.ts';
+import { metricsBench } from './metrics.ts';
 import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
 import { spindleBench } from './spindle.ts';
@@ -20,6 +21,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   auth: authBench,
   greenness: greennessBench,
   landing: landingBench,
+  metrics: metricsBench,
 };
 
 const names = process.argv.slice(2);
