@@ -1,6 +1,7 @@
 import { processEnvironment } from '../config.ts';
 import { ConfigError, InstanceLockedError, InvalidRequestError, TreadleError } from '../errors.ts';
 import { VERSION } from '../version.ts';
+import { backupCommand, restoreCommand } from './backup-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { doctorCommand } from './doctor-command.ts';
 import { EXIT } from './exit-codes.ts';
@@ -26,6 +27,8 @@ commands:
   greenness  which commits are green: status | history | last-green | gate <repo> <ref> [commit]  (treadle greenness --help)
   land       check | merge | promote --target <name> <commit>…: land work on git (treadle land --help)
   secrets    rotate-key: reseal repository secrets under a new key, daemon stopped (treadle secrets --help)
+  backup     backup <file>: a consistent copy of the database while treadle serves
+  restore    restore <file>: replace the database with a backup, daemon stopped
   help       show this text
   version    print the version
 
@@ -55,6 +58,10 @@ export async function main(
         return await landCommand(rest, env, io);
       case 'secrets':
         return secretsCommand(rest, env, io);
+      case 'backup':
+        return await backupCommand(rest, env, io);
+      case 'restore':
+        return await restoreCommand(rest, env, io);
       case 'version':
       case '--version':
         io.out(VERSION);
