@@ -58,7 +58,7 @@ export async function metricsBench(): Promise<void> {
       });
     }
     const statuses = () =>
-      fetch(base + '/metrics')
+      fetch(`${base}/metrics`)
         .then((r) => r.text())
         .then((t) => /treadle_workflow_statuses_total\{runner="stub",status="success"\} (\d+)/.exec(t)?.[1]);
     while (Number((await statuses()) ?? 0) < PIPELINES * 2) await sleep(200);
@@ -80,7 +80,7 @@ export async function metricsBench(): Promise<void> {
       m.push(...(await time('/metrics')));
       h.push(...(await time('/healthz')));
     }
-    const text = await (await fetch(base + '/metrics')).text();
+    const text = await (await fetch(`${base}/metrics`)).text();
     const series = text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
     await service.stop();
 

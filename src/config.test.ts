@@ -52,6 +52,12 @@ describe('loadConfig', () => {
       logLevel: 'info',
       shutdownTimeoutMs: 20_000,
       streamMaxBackoffMs: 60_000,
+      retention: {
+        eventsMs: 7_776_000_000,
+        logsMs: 2_592_000_000,
+        runsMs: 31_536_000_000,
+        intervalMs: 600_000,
+      },
       queue: {
         concurrency: 16,
         maxAttempts: 3,

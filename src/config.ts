@@ -254,6 +254,42 @@ export const SETTINGS: readonly Setting[] = [
     schema: durationValue,
   },
   {
+    key: 'retention.events',
+    path: 'retention.eventsMs',
+    env: 'TREADLE_RETAIN_EVENTS',
+    expect: 'a duration such as 90d (0 keeps forever)',
+    default: '90d',
+    doc: 'How long `/events` rows are kept. An appview that reconnects with a cursor older than this gets the events still kept, from the oldest; the pipelines and statuses before it are no longer sent.',
+    schema: durationValue,
+  },
+  {
+    key: 'retention.logs',
+    path: 'retention.logsMs',
+    env: 'TREADLE_RETAIN_LOGS',
+    expect: 'a duration such as 30d (0 keeps forever)',
+    default: '30d',
+    doc: "How long a finished workflow's log lines are kept after its logs were complete; `/logs` then sends none for it.",
+    schema: durationValue,
+  },
+  {
+    key: 'retention.runs',
+    path: 'retention.runsMs',
+    env: 'TREADLE_RETAIN_RUNS',
+    expect: 'a duration such as 365d (0 keeps forever)',
+    default: '365d',
+    doc: 'How long finished pipelines (and their workflows and lines) stay in the `sh.tangled.ci.*` API. Greenness facts are kept regardless.',
+    schema: durationValue,
+  },
+  {
+    key: 'retention.interval',
+    path: 'retention.intervalMs',
+    env: 'TREADLE_RETENTION_INTERVAL',
+    expect: 'a duration such as 10m',
+    default: '10m',
+    doc: 'How often the prune pass runs (in batches of 500 rows, each its own short transaction).',
+    schema: durationValue,
+  },
+  {
     key: 'streamMaxBackoff',
     path: 'streamMaxBackoffMs',
     env: 'TREADLE_STREAM_MAX_BACKOFF',
@@ -381,6 +417,8 @@ export interface Config {
   secretsKey?: string;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
+  /** TREADLE_RETAIN_*: how long events, log lines and finished runs are kept (0: forever). */
+  retention: { eventsMs: number; logsMs: number; runsMs: number; intervalMs: number };
   /** TREADLE_STREAM_MAX_BACKOFF: the longest reconnect wait of knot and Jetstream streams. */
   streamMaxBackoffMs: number;
   queue: QueueSettings;

@@ -19,6 +19,7 @@ import { createMetricsModule } from './metrics/module.ts';
 import type { Module } from './module.ts';
 import { createPipelines } from './pipelines/module.ts';
 import { createRunnerSet } from './pipelines/runners.ts';
+import { createRetention } from './retention/module.ts';
 import { createRuns } from './runs/module.ts';
 import { createSecrets } from './secrets/module.ts';
 
@@ -51,6 +52,7 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
   // Started in this order (log collection resumes before knots and Jetstream bring new work),
   // stopped in reverse (network inputs first, then the servers, then the runners).
   const metrics = createMetricsModule(ctx);
+  const retention = createRetention(ctx);
   return [
     runners.module,
     secrets,
@@ -62,6 +64,7 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
     events,
     logs,
     metrics,
+    retention,
     knots,
     discovery,
   ];

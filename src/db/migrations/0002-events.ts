@@ -1,8 +1,8 @@
 /**
  * The /events log: every frame treadle has published to appviews (sh.tangled.pipeline and
  * sh.tangled.pipeline.status), keyed by `created`, the Unix-nanosecond time of the write on the
- * daemon's clock, strictly increasing (it is the cursor appviews resume from). Never pruned:
- * a reconnecting consumer may ask for any point in history.
+ * daemon's clock, strictly increasing (it is the cursor appviews resume from). Kept for
+ * TREADLE_RETAIN_EVENTS (90 days by default; retention prunes the oldest first).
  */
 export const sql = `
 CREATE TABLE events (

@@ -9,6 +9,7 @@ import { sql as runs } from './0008-runs.ts';
 import { sql as greenness } from './0009-greenness.ts';
 import { sql as landing } from './0010-landing.ts';
 import { sql as deadLetters } from './0011-dead-letters.ts';
+import { sql as retention } from './0012-retention.ts';
 
 export interface Migration {
   version: number;
@@ -29,4 +30,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 9, name: 'greenness', sql: greenness },
   { version: 10, name: 'landing', sql: landing },
   { version: 11, name: 'dead-letters', sql: deadLetters },
+  { version: 12, name: 'retention', sql: retention },
 ];
