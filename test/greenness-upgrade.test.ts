@@ -10,6 +10,7 @@
  */
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../src/db/migrations/index.ts';
 import { runTreadle } from './support/process.ts';
 import {
   OWNER,
@@ -57,7 +58,10 @@ async function workflowStatus(key: string): Promise<string | undefined> {
   return rows.find((p) => p.pipeline.endsWith(`/${key}`))?.workflows[0]?.status;
 }
 
-/** What the version before greenness leaves behind: no migrations 0009 and 0010, no greenness or landing groups. */
+/**
+ * What the version before greenness leaves behind: no migrations from 0009 on (greenness,
+ * landing, and the later indexes and column), no greenness or landing groups.
+ */
 function downgrade(file: string): void {
   const db = new Database(file);
   try {
@@ -65,6 +69,9 @@ function downgrade(file: string): void {
       for (const t of ['gn_fact', 'gn_validation', 'gn_run', 'gn_pipeline', 'gn_repo_alias', 'gn_queue'])
         db.exec(`DROP TABLE ${t}`);
       for (const t of ['land_ledger', 'land_results']) db.exec(`DROP TABLE ${t}`);
+      for (const i of ['queue_messages_dead', 'pipelines_received', 'workflows_logs_prunable'])
+        db.exec(`DROP INDEX ${i}`);
+      db.exec('ALTER TABLE workflows DROP COLUMN logs_pruned');
       db.prepare('DELETE FROM schema_migrations WHERE version >= 9').run();
       const groups = JSON.stringify([
         ...GREENNESS_GROUPS,
@@ -111,7 +118,9 @@ describe('upgrading to greenness', () => {
     await s.restart();
     const db = new Database(s.db, { readonly: true });
     try {
-      expect(db.prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({ v: 10 });
+      expect(db.prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({
+        v: MIGRATIONS.at(-1)!.version,
+      });
     } finally {
       db.close();
     }
