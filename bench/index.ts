@@ -5,12 +5,14 @@
 import { cpus, totalmem } from 'node:os';
 import Database from 'better-sqlite3';
 import { authBench } from './auth.ts';
+import { backupBench } from './backup.ts';
 import { buildkiteBench } from './buildkite.ts';
 import { greennessBench } from './greenness.ts';
 import { landingBench } from './landing.ts';
 import { metricsBench } from './metrics.ts';
 import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
+import { retentionBench } from './retention.ts';
 import { spindleBench } from './spindle.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
@@ -22,6 +24,8 @@ const BENCHES: Record<string, () => Promise<void>> = {
   greenness: greennessBench,
   landing: landingBench,
   metrics: metricsBench,
+  retention: retentionBench,
+  backup: backupBench,
 };
 
 const names = process.argv.slice(2);
