@@ -98,10 +98,17 @@ describe('/metrics', () => {
 
   it('counts pipelines and statuses by runner, and reads connections, clients and the queue', async () => {
     const before = await samples();
+    // A pipeline for a repo this spindle does not serve, sent first: refused before the next runs.
+    s.knot.emit(
+      'sh.tangled.pipeline',
+      rkey(),
+      pipelineRecord(s.knot.host, [{ name: 'x' }], { name: 'elsewhere' }),
+    );
     await runIn(0);
     const after = await samples();
     const delta = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
     expect(delta('treadle_pipelines_accepted_total{trigger="push"}')).toBe(1);
+    expect(delta('treadle_pipelines_refused_total{reason="not_served"}')).toBe(1);
     expect(delta('treadle_workflow_statuses_total{runner="stub",status="success"}')).toBe(1);
     expect(delta('treadle_workflow_statuses_total{runner="stub",status="failed"}')).toBe(1);
     expect(delta('treadle_workflow_statuses_total{runner="stub",status="running"}')).toBe(2);

@@ -14,6 +14,7 @@ import type { RunKeyStore } from '../db/run-key-store.ts';
 import type { UnitOfWork } from '../db/unit-of-work.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Delivery, Queue } from '../queue/index.ts';
 import type { PipelineRecord } from './pipeline.ts';
 import { PIPELINE_NSID } from './pipeline.ts';
@@ -32,7 +33,10 @@ export interface IntakeMessage {
 
 export type IntakeOutcome =
   | { accepted: true; workflows: number; pending: number }
-  | { accepted: false; reason: string; waiting?: true; duplicate?: true };
+  | { accepted: false; reason: string; waiting?: true; duplicate?: true; code?: RefusalCode };
+
+/** Why a knot's pipeline was refused, as a metric label. */
+type RefusalCode = 'invalid_record' | 'wrong_knot' | 'not_served' | 'no_workflows';
 
 export interface IntakeDeps {
   store: PipelineStore;
@@ -45,6 +49,7 @@ export interface IntakeDeps {
   log: Logger;
   /** How long a lent knot pipeline waits for treadle's own before it is adopted. */
   adoptAfterMs: number;
+  metrics?: Pick<Metrics, 'pipelinesRefused'>;
 }
 
 /** Publishes a knot's pipeline frame for intake; a repeat of (knot, rkey) is not stored again. */
@@ -68,7 +73,10 @@ export class Intake {
     else if (outcome.reason === REPLAY) this.d.log.debug(where, 'pipeline already received; replay ignored');
     else if (outcome.waiting || outcome.duplicate)
       this.d.log.info({ ...where, reason: outcome.reason }, 'pipeline deferred');
-    else this.d.log.warn({ ...where, reason: outcome.reason }, 'pipeline dropped');
+    else {
+      this.d.log.warn({ ...where, reason: outcome.reason }, 'pipeline dropped');
+      this.d.metrics?.pipelinesRefused.inc({ reason: outcome.code ?? 'invalid_record' });
+    }
     return outcome;
   }
 
@@ -83,21 +91,27 @@ export class Intake {
         : event.workflows;
       record = validator.validate<PipelineRecord>(PIPELINE_NSID, { ...event, workflows });
     } catch (err) {
-      return { accepted: false, reason: errorMessage(err) };
+      return { accepted: false, reason: errorMessage(err), code: 'invalid_record' };
     }
     const trigger = record.triggerMetadata;
     if (trigger.repo.knot !== knot) {
       return {
         accepted: false,
         reason: `triggerMetadata.repo.knot ${JSON.stringify(trigger.repo.knot)} is not the sending knot`,
+        code: 'wrong_knot',
       };
     }
     const byDid = trigger.repo.repoDid ? repos.servedRepoByDid(trigger.repo.repoDid) : undefined;
     const repo =
       byDid?.knot === knot ? byDid : repos.servedRepoByName(knot, trigger.repo.did, trigger.repo.repo ?? '');
     if (!repo)
-      return { accepted: false, reason: `repo ${trigger.repo.did}/${trigger.repo.repo} is not served here` };
-    if (record.workflows.length === 0) return { accepted: false, reason: 'no workflows' };
+      return {
+        accepted: false,
+        reason: `repo ${trigger.repo.did}/${trigger.repo.repo} is not served here`,
+        code: 'not_served',
+      };
+    if (record.workflows.length === 0)
+      return { accepted: false, reason: 'no workflows', code: 'no_workflows' };
 
     const key = runKeyOf(repo, record);
     const mode = runKeys.knotMode(knot);

@@ -66,6 +66,7 @@ export function createPipelines(
     log: intakeLog,
   });
   const intake = new Intake({
+    metrics,
     store,
     repos,
     runKeys,
@@ -76,7 +77,7 @@ export function createPipelines(
     log: intakeLog,
     adoptAfterMs: config.pushHoldMs + 3000,
   });
-  const selfBuilt = { repos, runKeys, queue, builder, validator, log: intakeLog };
+  const selfBuilt = { repos, runKeys, queue, builder, validator, log: intakeLog, metrics };
   const pushes = new PushIntake({ ...selfBuilt, holdMs: config.pushHoldMs });
   const pulls = new PullIntake({ ...selfBuilt, identity: { plcUrl: config.plcUrl, dev: config.dev } });
   const dispatcher = new Dispatcher({

@@ -12,6 +12,7 @@ import type { UnitOfWork } from '../db/unit-of-work.ts';
 import type { WorkflowFetcher } from '../git/workflow-fetcher.ts';
 import type { DefaultBranches } from '../knots/default-branch.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Queue } from '../queue/index.ts';
 import { PIPELINE_NSID, type PipelineRecord } from './pipeline.ts';
 import type { PipelineStarter } from './starter.ts';
@@ -66,6 +67,8 @@ export interface SelfBuiltIntakeDeps {
   builder: PipelineBuilder;
   validator: RecordValidator;
   log: Logger;
+  /** Counts refused triggers by reason code. */
+  metrics?: Pick<Metrics, 'pipelinesRefused'>;
 }
 
 export class PipelineBuilder {

@@ -120,8 +120,9 @@ export class PullIntake {
     if (refused) {
       log.warn(
         { repoDid: repo.repoDid, author: m.author, actor: m.actor },
-        `pull request not run: ${refused}`,
+        `pull request not run: ${refused.reason}`,
       );
+      this.d.metrics?.pipelinesRefused.inc({ reason: refused.code });
       return;
     }
     const sourceSha = await this.reader.tip(m.author, pull);
@@ -170,14 +171,28 @@ export class PullIntake {
   }
 
   /** Why this pull may not auto-trigger here, if it may not. */
-  private refusal(pull: PullRecord, repo: RepoRow, m: PullMessage): string | undefined {
-    if (!pull.source) return 'it has no source branch (a patch-only pull does not auto-trigger)';
+  private refusal(
+    pull: PullRecord,
+    repo: RepoRow,
+    m: PullMessage,
+  ): { reason: string; code: string } | undefined {
+    if (!pull.source)
+      return {
+        reason: 'it has no source branch (a patch-only pull does not auto-trigger)',
+        code: 'patch_only',
+      };
     if (pull.source.repo !== undefined)
-      return 'it comes from a fork (source.repo is set); fork pulls do not auto-trigger';
+      return {
+        reason: 'it comes from a fork (source.repo is set); fork pulls do not auto-trigger',
+        code: 'fork',
+      };
     if (!this.d.repos.hasPushRights(repo, m.author))
-      return 'its author has no push rights on the target repo';
+      return { reason: 'its author has no push rights on the target repo', code: 'no_push_rights' };
     if (m.actor !== m.author && !this.d.repos.hasPushRights(repo, m.actor))
-      return 'whoever changed its status is neither its author nor has push rights';
+      return {
+        reason: 'whoever changed its status is neither its author nor has push rights',
+        code: 'no_push_rights',
+      };
     return undefined;
   }
 }

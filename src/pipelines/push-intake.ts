@@ -56,6 +56,10 @@ export class PushIntake {
     this.d = deps;
   }
 
+  private refused(reason: string): void {
+    this.d.metrics?.pipelinesRefused.inc({ reason });
+  }
+
   async handle(message: PushMessage, delivery: Pick<Delivery, 'hold'>): Promise<void> {
     const { knot } = message;
     const log = this.d.log.child({ knot, rkey: message.rkey });
@@ -64,12 +68,14 @@ export class PushIntake {
       update = this.d.validator.validate<RefUpdate>(REF_UPDATE_NSID, message.event);
     } catch (err) {
       log.warn({ reason: errorMessage(err) }, 'ref update dropped');
+      this.refused('invalid_record');
       return;
     }
     const repoDid = update.repo!;
     const repo = this.d.repos.servedRepoByDid(repoDid);
     if (!repo) {
       log.warn({ repoDid }, 'ref update dropped: no repo with this DID is served here');
+      this.refused('not_served');
       return;
     }
     if (repo.knot !== knot) {
@@ -77,11 +83,13 @@ export class PushIntake {
         { repoDid, repoKnot: repo.knot },
         "ref update dropped: the sending knot is not the repo's knot",
       );
+      this.refused('wrong_knot');
       return;
     }
     const skip = update.pushOptions?.find((o) => SKIP_OPTIONS.has(o));
     if (skip) {
       log.info({ repoDid, ref: update.ref, sha: update.newSha, option: skip }, 'push skipped by push option');
+      this.refused('skip_ci');
       return;
     }
     const key = pushRunKey(repo, update.ref, update.newSha);
@@ -110,6 +118,7 @@ export class PushIntake {
     } catch (err) {
       if (!(err instanceof PermanentError)) throw err;
       log.warn({ repoDid, sha: update.newSha, reason: errorMessage(err) }, 'push not run: workflows refused');
+      this.refused('workflows_unreadable');
       return;
     }
     for (const d of outcome.diagnostics)
