@@ -9,7 +9,7 @@
  * At the end it checks, and prints: every pipeline sent before the last minute has every
  * workflow in exactly one terminal status, as its runner decided; the client saw every status
  * record key exactly once; Buildkite saw one build per run; greenness agrees with the outcomes;
- * the backup passes integrity_check; RSS and the database stayed within bounds. Any violation
+ * the backup passes integrity_check and, restored, a daemon serves the same /events history; RSS and the database stayed within bounds. Any violation
  * exits 1.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -97,6 +97,15 @@ async function startDaemon(env: Record<string, string>, logFile: string): Promis
   child.stdout!.pipe(out);
   child.stderr!.pipe(out);
   return { child, base: `http://127.0.0.1:${port}`, exited };
+}
+
+/** Runs a node script to its end: the exit code and everything it printed. */
+function run(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, args, (err, out, e) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${out}${e}` }),
+    ),
+  );
 }
 
 function rssMb(pid: number | undefined): number | undefined {
@@ -260,14 +269,7 @@ async function main(): Promise<number> {
       faults.rateLimitBursts++;
       if (!backupTaken && Date.now() - started > (endAt - started) / 2) {
         backupTaken = true;
-        const r = await new Promise<{ code: number; out: string }>((resolve) =>
-          execFile(
-            process.execPath,
-            [TREADLE, 'backup', join(dir, 'backup.db'), '--db', dbFile],
-            (err, out, e) =>
-              resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${out}${e}` }),
-          ),
-        );
+        const r = await run([TREADLE, 'backup', join(dir, 'backup.db'), '--db', dbFile]);
         if (r.code !== 0) violations.push(`treadle backup failed during the soak: ${r.out.trim()}`);
         else faults.backups++;
       }
@@ -379,9 +381,11 @@ async function main(): Promise<number> {
   }
 
   // 6. The backup taken midway opens and is intact.
+  let backupEvents = 0;
   if (faults.backups > 0) {
     const b = new Database(join(dir, 'backup.db'), { readonly: true });
     const check = b.pragma('integrity_check', { simple: true });
+    backupEvents = (b.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
     b.close();
     if (check !== 'ok') violations.push(`the backup taken during the soak: integrity_check ${check}`);
   }
@@ -398,6 +402,31 @@ async function main(): Promise<number> {
   daemon.child.kill('SIGTERM');
   await daemon.exited;
   await Promise.all([jetstream.close(), pds.close(), knot.close(), bk.close()]);
+
+  // 6b. `treadle restore` puts the backup in place, and a daemon started on it serves the same
+  // /events history, frame for frame, as the live daemon had served up to the backup.
+  let restoredFrames = 0;
+  if (faults.backups > 0) {
+    const restored = join(dir, 'restored.db');
+    const r = await run([TREADLE, 'restore', join(dir, 'backup.db'), '--db', restored]);
+    if (r.code !== 0) violations.push(`treadle restore of the soak's backup failed: ${r.out.trim()}`);
+    else {
+      const copy = await startDaemon({ ...env, TREADLE_DB: restored }, logFile);
+      const reader = new AppviewEvents({ cursor: -1n });
+      await reader.connect(copy.base);
+      const until = Date.now() + 30_000;
+      while (reader.frames.length < backupEvents && Date.now() < until) await sleep(100);
+      await reader.close();
+      copy.child.kill('SIGTERM');
+      await copy.exited;
+      restoredFrames = Math.min(reader.frames.length, backupEvents);
+      const differ = reader.frames.slice(0, backupEvents).findIndex((f, i) => f !== app.frames[i]);
+      if (reader.frames.length < backupEvents)
+        violations.push(`the restored backup served ${reader.frames.length} of its ${backupEvents} events`);
+      else if (differ >= 0)
+        violations.push(`the restored backup's /events differs from the live history at frame ${differ}`);
+    }
+  }
 
   const dropped = bk.deliveries.filter((d) => d.dropped).length;
   const perMinute = (xs: typeof samples) => {
@@ -416,7 +445,7 @@ soak summary (${((Date.now() - started) / 60_000).toFixed(1)} min)
   faults survived: ${faults.kills} SIGKILLs, ${faults.knotDrops} knot disconnects, ${faults.rateLimitBursts} 429 bursts, ${dropped} webhooks lost, 5xx at 5% and commit-then-500 at 5% of API calls
   pipelines: ${sent.length} sent, ${due.length} due (sent before the last minute), ${due.filter(done).length} finished
   statuses: ${statuses} seen for due pipelines, ${seen.size} status rkeys, ${repeated.length} repeated
-  Buildkite builds: ${bk.builds.length}; greenness checked: ${greenChecked}; /logs re-read: ${logsRead}; backups: ${faults.backups}
+  Buildkite builds: ${bk.builds.length}; greenness checked: ${greenChecked}; /logs re-read: ${logsRead}; backups: ${faults.backups} (restored: ${restoredFrames} of ${backupEvents} events served as live)
   RSS max ${maxRss.toFixed(0)} MB, database max ${maxDb.toFixed(1)} MB
 ${perMinute(samples)}
 ${
