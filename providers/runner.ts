@@ -95,4 +95,8 @@ export interface BuildRunner {
   pollAfterMs?(buildId: string): number;
   /** The build's log lines; ends once the build is terminal and its output drained. */
   logs(buildId: string, signal: AbortSignal, options?: LogOptions): AsyncIterable<LogLine>;
+  /** A link to the build in the runner's own web UI, when it has one (the dashboard shows it). */
+  buildUrl?(buildId: string): string | undefined;
+  /** The share of the runner's API request budget spent in the current window, 0–1. */
+  budgetUsed?(): number;
 }

@@ -22,6 +22,7 @@ import { createRunnerSet } from './pipelines/runners.ts';
 import { createRetention } from './retention/module.ts';
 import { createRuns } from './runs/module.ts';
 import { createSecrets } from './secrets/module.ts';
+import { createUi } from './ui/module.ts';
 
 export interface SpindleOptions {
   /** Replaces the configured runners (tests, the benchmark). */
@@ -53,6 +54,7 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
   // stopped in reverse (network inputs first, then the servers, then the runners).
   const metrics = createMetricsModule(ctx);
   const retention = createRetention(ctx);
+  const ui = createUi(ctx, { greenness, knots, landing, runners: runners.runners });
   return [
     runners.module,
     secrets,
@@ -65,6 +67,7 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
     logs,
     metrics,
     retention,
+    ui,
     knots,
     discovery,
   ];

@@ -357,6 +357,16 @@ export class BuildkiteRunner implements BuildRunner {
     return buildIdOf(row);
   }
 
+  buildUrl(buildId: string): string | undefined {
+    const m = /^([^/]+)\/([^/]+)\/(\d+)$/.exec(buildId);
+    const url = m ? this.store.byNumber(m[1]!, m[2]!, Number(m[3]))?.webUrl : undefined;
+    return url && /^https?:\/\//.test(url) ? url : undefined;
+  }
+
+  budgetUsed(): number {
+    return this.client.budget.pressure();
+  }
+
   private row(buildId: string): BuildRow {
     const row = this.store.byNumber(...splitBuildId(buildId));
     if (!row) throw new NotFoundError(`Buildkite build ${buildId} is not one treadle started`);

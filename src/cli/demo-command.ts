@@ -50,9 +50,10 @@ const WORKFLOWS = [
 
 export async function demoCommand(args: string[], io: Output): Promise<number> {
   if (args[0] === 'queue') return queueDemo(io);
-  if (args.length > 0) {
+  const serve = args[0] === '--serve';
+  if (args.length > (serve ? 1 : 0)) {
     io.err(
-      `treadle demo: unknown argument ${JSON.stringify(args[0])} (try: treadle demo, treadle demo queue)`,
+      `treadle demo: unknown argument ${JSON.stringify(args.at(-1))} (try: treadle demo, treadle demo --serve, treadle demo queue)`,
     );
     return EXIT.usage;
   }
@@ -154,6 +155,14 @@ export async function demoCommand(args: string[], io: Output): Promise<number> {
     io.out(
       `  ${appview.frames.length} frames on /events, ${appview.statuses.size} statuses, ${appview.fatal} undecodable; done in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
+    io.out(`  dashboard: ${base}/ui/ (admin pages: sign in with ${ADMIN_TOKEN})`);
+    if (serve) {
+      io.out('  serving until Ctrl-C');
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+    } else io.out('  (treadle demo --serve keeps it running to look around)');
     return EXIT.ok;
   } finally {
     await appview.close();

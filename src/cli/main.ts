@@ -19,7 +19,8 @@ usage: treadle <command> [options]
 
 commands:
   serve      run the spindle daemon (configured by TREADLE_* variables; see README)
-  demo       run the whole spindle flow locally (fake Jetstream, knot, appview), then exit;
+  demo       run the whole spindle flow locally (fake Jetstream, knot, appview), then exit
+             ("demo --serve" keeps serving the dashboard until Ctrl-C);
              "demo queue" shows the durable queue alone
   doctor     check the configuration, the database and the environment
   queue      inspect the durable queue: stats, dlq list | replay | drop  (treadle queue --help)

@@ -96,6 +96,9 @@ export class GreennessStore {
     this.s = {
       queue: p(`SELECT ${QUEUE} FROM gn_queue q WHERE q.key = ?`),
       queues: p(`SELECT ${QUEUE} FROM gn_queue q ORDER BY q.repo, q.ref`),
+      // Keys are `<keyed repo>@<ref>`: the range '@'..'A' is the repo's queues, by the key's index.
+      queuesOfRepo: p(`SELECT ${QUEUE} FROM gn_queue q WHERE q.key > ? || '@' AND q.key < ? || 'A'
+                       ORDER BY q.ref LIMIT ?`),
       ensureQueue: p('INSERT OR IGNORE INTO gn_queue (key, repo, ref) VALUES (?, ?, ?)'),
       setRequired: p('UPDATE gn_queue SET required = ? WHERE key = ? AND required IS NOT ?'),
       alias: p('SELECT repo FROM gn_repo_alias WHERE alias = ?'),
@@ -173,6 +176,12 @@ export class GreennessStore {
 
   queues(): QueueRow[] {
     return this.s.queues!.all() as QueueRow[];
+  }
+
+  /** Up to `limit` queues (branches) of one repo, by ref; `repo` in either of its forms. */
+  queuesOfRepo(repo: string, limit: number): QueueRow[] {
+    const keyed = this.keyedRepo(repo);
+    return this.s.queuesOfRepo!.all(keyed, keyed, limit) as QueueRow[];
   }
 
   /** The repo id queues of `repo` are keyed by: itself unless it is an alias of another id. */

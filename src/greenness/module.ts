@@ -27,7 +27,13 @@ import {
   type RecordMessage,
 } from './recorder.ts';
 
-export function createGreenness(ctx: AppContext): Module {
+export interface GreennessModule extends Module {
+  /** The read side, for the dashboard: queues, a commit's status, history. */
+  readonly api: GreennessApi;
+  readonly store: GreennessStore;
+}
+
+export function createGreenness(ctx: AppContext): GreennessModule {
   const store = new GreennessStore(ctx.db);
   const log = subsystemLogger(ctx.log, 'greenness');
   const recorder = new Recorder({
@@ -48,6 +54,8 @@ export function createGreenness(ctx: AppContext): Module {
   });
   return {
     name: 'greenness',
+    api,
+    store,
     consumers: [
       consumer<PipelineStarted>(PIPELINE_STARTED_TOPIC, 'greenness-ingest', (m) =>
         recorder.onPipeline(m.payload),

@@ -28,20 +28,9 @@ export interface HttpDeps {
   routes?: (app: Hono) => void;
 }
 
-const BANNER = (hostname: string) => `treadle ${VERSION}: a Tangled spindle at ${hostname}
-
-This is a CI server for Tangled (https://tangled.org). It runs the workflows in
-.tangled/workflows/ of the repositories that name it as their spindle, by handing
-them to another CI system, and reports their status and logs back to Tangled.
-
-API routes are under /xrpc/.
-`;
-
 /** The HTTP surface. Errors become responses here, and only here. */
 export function createHttpApp(deps: HttpDeps): Hono {
   const app = new Hono();
-
-  app.all('/', (c) => c.text(BANNER(deps.hostname)));
 
   app.get('/healthz', (c) => {
     const health = deps.health();

@@ -60,6 +60,11 @@ export class KnotConsumers {
     return counts;
   }
 
+  /** Each followed knot's connection state, and how long it has been without one (ms). */
+  connections(now = Date.now()): Array<{ knot: string; state: string; downForMs: number }> {
+    return [...this.streams].map(([knot, s]) => ({ knot, state: s.state, downForMs: s.downForMs(now) }));
+  }
+
   /** Knots that have been without a connection for at least `ms`. */
   downFor(ms: number, now = Date.now()): string[] {
     return [...this.streams].filter(([, s]) => s.downForMs(now) >= ms).map(([k]) => k);

@@ -20,6 +20,8 @@ const RKEY = /^[A-Za-z0-9._~:-]{1,512}$/;
 export interface KnotsModule extends Module {
   /** Follows exactly the knots that served repos name (after discovery changed them). */
   reconcile(): Promise<void>;
+  /** Each followed knot with its connection state and time without one (the dashboard). */
+  connections(): Array<{ knot: string; state: string; downForMs: number }>;
 }
 
 export function createKnots(
@@ -101,5 +103,11 @@ export function createKnots(
       metrics.streamConnections.set({ source: 'knot', state }, states[state]);
     metrics.syncCounter(metrics.streamReconnects, { source: 'knot' }, knots.reconnects);
   });
-  return { name: 'knots', reconcile, start: reconcile, stop: () => knots.stop() };
+  return {
+    name: 'knots',
+    reconcile,
+    connections: () => knots.connections(),
+    start: reconcile,
+    stop: () => knots.stop(),
+  };
 }

@@ -5,7 +5,7 @@
  * target's checkout at start.
  */
 import type { AppContext } from '../context.ts';
-import { LandingStore } from '../db/landing-store.ts';
+import { LandingStore, type StoredResult } from '../db/landing-store.ts';
 import { errorMessage } from '../errors.ts';
 import { inheritedGitEnv } from '../git/git.ts';
 import { subsystemLogger } from '../logger.ts';
@@ -20,7 +20,12 @@ import { Lander } from './lander.ts';
 const LAND_VISIBILITY_MS = 900_000;
 const DAY_MS = 86_400_000;
 
-export function createLanding(ctx: AppContext): Module {
+export interface LandingModule extends Module {
+  /** A target's latest results, newest first (the dashboard). */
+  results(target: string, limit: number): StoredResult[];
+}
+
+export function createLanding(ctx: AppContext): LandingModule {
   const log = subsystemLogger(ctx.log, 'landing');
   const { targets } = ctx.config.landing;
   const inherited = inheritedGitEnv();
@@ -60,6 +65,7 @@ export function createLanding(ctx: AppContext): Module {
   const options = { visibilityTimeoutMs: LAND_VISIBILITY_MS };
   return {
     name: 'landing',
+    results: (target, limit) => store.latest(target, limit),
     consumers: [
       consumer(CHECK_TOPIC, 'land-check', (m) => handler.handle(m), options),
       consumer(MERGE_TOPIC, 'land-merge', (m) => handler.handle(m), options),

@@ -1,0 +1,195 @@
+/**
+ * The dashboard over HTTP, through the real daemon: pages for what the stack really recorded
+ * (fake knot pushes, stub outcomes), the strict CSP on every page, record-derived text escaped,
+ * and the admin pages behind the sign-in cookie.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  OWNER,
+  onboard,
+  pipelineRecord,
+  rkey,
+  type Stack,
+  startStack,
+  stubWorkflow,
+} from './support/stack.ts';
+import { waitFor } from './support/wait.ts';
+
+const TOKEN = 'ui-admin-token-0123456789abcdef0123456789abcdef';
+const REPO = `${OWNER}/hello`;
+const XSS = '<script>alert(1)</script>';
+let s: Stack;
+
+beforeAll(async () => {
+  s = await startStack({ TREADLE_ADMIN_TOKEN: TOKEN });
+  await onboard(s);
+}, 30_000);
+
+afterAll(async () => {
+  await s?.close();
+});
+
+let shas = 0;
+function push(
+  outcome: string,
+  options: { workflow?: string; ref?: string; steps?: string[]; duration?: string } = {},
+) {
+  const sha = (++shas).toString(16).padStart(40, 'e');
+  const key = rkey();
+  s.knot.emit(
+    'sh.tangled.pipeline',
+    key,
+    pipelineRecord(
+      s.knot.host,
+      [
+        {
+          name: options.workflow ?? 'ci.yml',
+          raw: stubWorkflow(outcome, options.duration ?? '0s', options.steps, '  - event: ["push"]'),
+        },
+      ],
+      {},
+      { newSha: sha, ref: options.ref ?? 'refs/heads/main' },
+    ),
+  );
+  return { sha, key };
+}
+
+async function page(path: string, init: RequestInit = {}) {
+  const res = await fetch(`${s.daemon.base}${path}`, { redirect: 'manual', ...init });
+  return { res, text: await res.text() };
+}
+
+async function verdict(sha: string, ref = 'main'): Promise<string | undefined> {
+  return waitFor(
+    async () => {
+      const r = await fetch(
+        `${s.daemon.base}/greenness/v1/status?repo=${encodeURIComponent(REPO)}&ref=${encodeURIComponent(ref)}&commit=${sha}`,
+      );
+      const body = (await r.json()) as { status?: string };
+      return body.status === 'green' || body.status === 'not_green' ? body.status : undefined;
+    },
+    `the verdict on ${sha.slice(0, 8)}`,
+  );
+}
+
+describe('dashboard', () => {
+  it('sends browsers from / to /ui/ and keeps the plain banner for other clients', async () => {
+    const browser = await page('/', { headers: { accept: 'text/html,application/xhtml+xml' } });
+    expect(browser.res.status).toBe(302);
+    expect(browser.res.headers.get('location')).toBe('/ui/');
+    const plain = await page('/');
+    expect(plain.res.status).toBe(200);
+    expect(plain.text).toMatch(/a Tangled spindle at spindle\.test[\s\S]*\/xrpc\//);
+    const about = await page('/ui/about');
+    expect(about.text).toContain('a Tangled spindle at <strong>spindle.test</strong>');
+  });
+
+  it('lists the served repo, its branch and the latest runs, with a strict CSP', async () => {
+    const { sha } = push('success');
+    expect(await verdict(sha)).toBe('green');
+    const { res, text } = await page('/ui/');
+    expect(res.status).toBe(200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(text).toContain('<span class="repo">hello</span>');
+    expect(text).toContain(`href="/ui/branch?repo=${encodeURIComponent(REPO)}&amp;ref=main"`);
+    expect(text).toContain(sha.slice(0, 8));
+    expect(text).toMatch(/class="status ok"><span aria-hidden="true">✓<\/span> green/);
+    const filtered = await page('/ui/?q=nothing-matches');
+    expect(filtered.text).toContain('No served repository matches.');
+  });
+
+  it('draws the branch history newest first, green and red, with the last green mark', async () => {
+    const a = push('success');
+    const b = push('failure');
+    expect(await verdict(a.sha)).toBe('green');
+    expect(await verdict(b.sha)).toBe('not_green');
+    const { text } = await page(`/ui/branch?repo=${encodeURIComponent(REPO)}&ref=main`);
+    const cells = [...text.matchAll(/data-seq="(\d+)" data-verdict="([a-z_]+)"/g)].map((m) => [
+      Number(m[1]),
+      m[2],
+    ]);
+    expect(cells.length).toBeGreaterThanOrEqual(3);
+    const seqs = cells.map(([seq]) => seq as number);
+    expect(seqs).toEqual([...seqs].sort((x, y) => y - x));
+    expect(cells[0]![1]).toBe('not_green');
+    expect(cells[1]![1]).toBe('green');
+    expect(text).toContain(`${a.sha.slice(0, 8)}: green (last green)`);
+    expect(text).toContain('<svg viewBox');
+    const missing = await page(`/ui/branch?repo=${encodeURIComponent(REPO)}&ref=nope`);
+    expect(missing.res.status).toBe(404);
+    const bad = await page('/ui/commit?repo=x&ref=main&commit=1');
+    expect(bad.res.status).toBe(404);
+  });
+
+  it('shows a commit with its verdict, reason, workflows and log', async () => {
+    const { sha, key } = push('failure', { steps: ['build', 'test'] });
+    expect(await verdict(sha)).toBe('not_green');
+    const { text } = await page(`/ui/commit?repo=${encodeURIComponent(REPO)}&ref=main&commit=${sha}`);
+    expect(text).toContain('workflow ci.yml failed');
+    expect(text).toContain(`data-logs="/logs/${encodeURIComponent(s.knot.host)}/${key}/ci.yml"`);
+    expect(text).toMatch(/▸ build\n/);
+    const run = await page(`/ui/run/${encodeURIComponent(s.knot.host)}/${key}`);
+    expect(run.res.status).toBe(200);
+    expect(run.text).toContain('greenness of this commit');
+    expect((await page(`/ui/run/${encodeURIComponent(s.knot.host)}/nope`)).res.status).toBe(404);
+  });
+
+  it('escapes record-derived text: a workflow and a branch named with markup render as text', async () => {
+    const ref = `refs/heads/x"><img src=x>`;
+    const { sha, key } = push('success', { workflow: `${XSS}.yml`, ref });
+    await waitFor(
+      async () => (await page(`/ui/run/${encodeURIComponent(s.knot.host)}/${key}`)).res.status === 200,
+      'the run',
+    );
+    const run = await page(`/ui/run/${encodeURIComponent(s.knot.host)}/${key}`);
+    expect(run.text).not.toContain(XSS);
+    expect(run.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;.yml');
+    const over = await page('/ui/');
+    expect(over.text).not.toContain(XSS);
+    expect(over.text).not.toContain('<img src=x>');
+    void sha;
+  });
+
+  it('refuses the queue and landing pages without a session, and signs in with the admin token only', async () => {
+    for (const path of ['/ui/queue', '/ui/landing']) {
+      const r = await page(path);
+      expect(r.res.status).toBe(401);
+      expect(r.text).toContain('Admin token');
+      expect(r.text).not.toContain('workflow.status');
+    }
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const wrong = await page('/ui/login?next=/ui/queue', {
+      method: 'POST',
+      headers: form,
+      body: 'token=nope',
+    });
+    expect(wrong.res.status).toBe(401);
+    expect(wrong.res.headers.get('set-cookie')).toBeNull();
+    const right = await page('/ui/login?next=/ui/queue', {
+      method: 'POST',
+      headers: form,
+      body: `token=${encodeURIComponent(TOKEN)}`,
+    });
+    expect(right.res.status).toBe(303);
+    expect(right.res.headers.get('location')).toBe('/ui/queue');
+    const cookie = right.res.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).not.toContain(TOKEN);
+    const session = cookie.split(';')[0]!;
+    const queue = await page('/ui/queue', { headers: { cookie: session } });
+    expect(queue.res.status).toBe(200);
+    expect(queue.text).toContain('<code>workflow.status</code>');
+    const forged = await page('/ui/queue', { headers: { cookie: `${session.slice(0, -4)}beef` } });
+    expect(forged.res.status).toBe(401);
+    const elsewhere = await page('/ui/login?next=https://evil.example/', {
+      method: 'POST',
+      headers: form,
+      body: `token=${encodeURIComponent(TOKEN)}`,
+    });
+    expect(elsewhere.res.headers.get('location')).toBe('/ui/');
+  });
+});
