@@ -14,6 +14,7 @@ import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
 import { retentionBench } from './retention.ts';
 import { spindleBench } from './spindle.ts';
+import { uiBench } from './ui.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   queue: queueBench,
@@ -26,6 +27,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   metrics: metricsBench,
   retention: retentionBench,
   backup: backupBench,
+  ui: uiBench,
 };
 
 const names = process.argv.slice(2);

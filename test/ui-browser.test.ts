@@ -132,6 +132,21 @@ describe.skipIf(!HAVE)('dashboard in chromium [needs chromium]', () => {
     await page.close();
   });
 
+  it('adds a new commit to the branch strip without a reload', async () => {
+    const page = await open(`/ui/branch?repo=${encodeURIComponent(REPO)}&ref=main`);
+    await expect.poll(() => page.locator('.live-state').textContent()).toBe('Live');
+    await page.evaluate('window.marker = 2');
+    const before = await page.locator('.strip .cell').count();
+    const { sha } = push('failure');
+    await settled(sha);
+    await expect
+      .poll(() => page.locator('.strip .cell').first().getAttribute('title'), { timeout: 10_000 })
+      .toBe(`${sha.slice(0, 8)}: not green`);
+    expect(await page.locator('.strip .cell').count()).toBe(before + 1);
+    expect(await page.evaluate('window.marker')).toBe(2);
+    await page.close();
+  });
+
   it('renders markup in a workflow name as text', async () => {
     const probe = '<img src=x onerror=alert(1)>';
     const { key } = push('success', { workflow: `${probe}.yml` });
