@@ -32,7 +32,10 @@ let browser: Browser;
 const problems: string[] = [];
 
 let shas = 0;
-function push(outcome: string, options: { workflow?: string; steps?: string[]; duration?: string } = {}) {
+function push(
+  outcome: string,
+  options: { workflow?: string; steps?: string[]; duration?: string; raw?: string } = {},
+) {
   const sha = (++shas).toString(16).padStart(40, 'd');
   const key = rkey();
   s.knot.emit(
@@ -43,7 +46,7 @@ function push(outcome: string, options: { workflow?: string; steps?: string[]; d
       [
         {
           name: options.workflow ?? 'ci.yml',
-          raw: stubWorkflow(outcome, options.duration ?? '0s', options.steps),
+          raw: options.raw ?? stubWorkflow(outcome, options.duration ?? '0s', options.steps),
         },
       ],
       {},
@@ -144,6 +147,33 @@ describe.skipIf(!HAVE)('dashboard in chromium [needs chromium]', () => {
       .toBe(`${sha.slice(0, 8)}: not green`);
     expect(await page.locator('.strip .cell').count()).toBe(before + 1);
     expect(await page.evaluate('window.marker')).toBe(2);
+    await page.close();
+  });
+
+  it('renders ANSI colours in a log as coloured text, never as markup', async () => {
+    const raw = [
+      'engine: nixery',
+      'steps:',
+      '  - name: colours',
+      '    command: "printf \\e[31mred\\e[0m plain \\e[1;38;5;208mbold orange\\e[0m <b>tag</b>"',
+      'treadle:',
+      '  stub:',
+      '    outcome: success',
+      '    duration: 0s',
+      '',
+    ].join('\n');
+    const { key } = push('success', { raw });
+    const path = `/ui/run/${encodeURIComponent(s.knot.host)}/${key}`;
+    await waitFor(async () => (await fetch(`${s.daemon.base}${path}`)).status === 200, 'the run page');
+    const page = await open(path);
+    const red = page.locator('pre.terminal span.fg-red');
+    await expect.poll(() => red.first().textContent(), { timeout: 10_000 }).toBe('red');
+    const orange = page.locator('pre.terminal span.b');
+    expect(await orange.first().textContent()).toBe('bold orange');
+    expect(await orange.first().evaluate((e) => e.getAttribute('style'))).toContain('rgb(255, 135, 0)');
+    expect(await page.locator('pre.terminal b').count()).toBe(0);
+    expect(await page.locator('pre.terminal').textContent()).toContain('plain');
+    expect(await page.locator('pre.terminal').textContent()).toContain('<b>tag</b>');
     await page.close();
   });
 

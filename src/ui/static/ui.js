@@ -35,9 +35,13 @@ function followEvents() {
       backoff = 1000;
       say('Live');
     };
+    // At most one refresh a second, however busy the stream: never starved by a steady flow.
     ws.onmessage = () => {
-      clearTimeout(timer);
-      timer = setTimeout(refresh, 300);
+      if (timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        void refresh();
+      }, 1000);
     };
     ws.onclose = () => {
       say('Reconnecting…');
