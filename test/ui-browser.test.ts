@@ -9,15 +9,7 @@
 import { existsSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  OWNER,
-  onboard,
-  pipelineRecord,
-  rkey,
-  type Stack,
-  startStack,
-  stubWorkflow,
-} from './support/stack.ts';
+import { OWNER, onboard, pushStub, type Stack, type StubPush, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 const CHROMIUM = process.env.TREADLE_TEST_CHROMIUM ?? '/usr/bin/chromium';
@@ -32,28 +24,9 @@ let browser: Browser;
 const problems: string[] = [];
 
 let shas = 0;
-function push(
-  outcome: string,
-  options: { workflow?: string; steps?: string[]; duration?: string; raw?: string } = {},
-) {
+function push(outcome: string, options: StubPush = {}) {
   const sha = (++shas).toString(16).padStart(40, 'd');
-  const key = rkey();
-  s.knot.emit(
-    'sh.tangled.pipeline',
-    key,
-    pipelineRecord(
-      s.knot.host,
-      [
-        {
-          name: options.workflow ?? 'ci.yml',
-          raw: options.raw ?? stubWorkflow(outcome, options.duration ?? '0s', options.steps),
-        },
-      ],
-      {},
-      { newSha: sha },
-    ),
-  );
-  return { sha, key };
+  return { sha, key: pushStub(s, sha, outcome, options) };
 }
 
 async function settled(sha: string): Promise<void> {

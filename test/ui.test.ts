@@ -4,15 +4,7 @@
  * and the admin pages behind the sign-in cookie.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  OWNER,
-  onboard,
-  pipelineRecord,
-  rkey,
-  type Stack,
-  startStack,
-  stubWorkflow,
-} from './support/stack.ts';
+import { OWNER, onboard, pushStub, type Stack, type StubPush, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
 
 const TOKEN = 'ui-admin-token-0123456789abcdef0123456789abcdef';
@@ -30,28 +22,9 @@ afterAll(async () => {
 });
 
 let shas = 0;
-function push(
-  outcome: string,
-  options: { workflow?: string; ref?: string; steps?: string[]; duration?: string } = {},
-) {
+function push(outcome: string, options: StubPush = {}) {
   const sha = (++shas).toString(16).padStart(40, 'e');
-  const key = rkey();
-  s.knot.emit(
-    'sh.tangled.pipeline',
-    key,
-    pipelineRecord(
-      s.knot.host,
-      [
-        {
-          name: options.workflow ?? 'ci.yml',
-          raw: stubWorkflow(outcome, options.duration ?? '0s', options.steps, '  - event: ["push"]'),
-        },
-      ],
-      {},
-      { newSha: sha, ref: options.ref ?? 'refs/heads/main' },
-    ),
-  );
-  return { sha, key };
+  return { sha, key: pushStub(s, sha, outcome, options) };
 }
 
 async function page(path: string, init: RequestInit = {}) {

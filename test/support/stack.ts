@@ -242,6 +242,38 @@ export function stubWorkflow(
   ].join('\n');
 }
 
+export interface StubPush {
+  workflow?: string;
+  ref?: string;
+  steps?: string[];
+  duration?: string;
+  /** The whole workflow file instead of a stub workflow with these steps. */
+  raw?: string;
+}
+
+/**
+ * The knot sends a push of `sha` with one stub workflow that ends as `outcome` (any branch);
+ * returns the pipeline's record key.
+ */
+export function pushStub(stack: Stack, sha: string, outcome: string, o: StubPush = {}): string {
+  const key = rkey();
+  const raw = o.raw ?? stubWorkflow(outcome, o.duration ?? '0s', o.steps, '  - event: ["push"]');
+  stack.knot.emit(
+    'sh.tangled.pipeline',
+    key,
+    pipelineRecord(
+      stack.knot.host,
+      [{ name: o.workflow ?? 'ci.yml', raw }],
+      {},
+      {
+        newSha: sha,
+        ref: o.ref ?? 'refs/heads/main',
+      },
+    ),
+  );
+  return key;
+}
+
 /** The owner records `subject` as a collaborator on `repo` (a repo DID); waits until it is taken in. */
 export async function addCollaborator(stack: Stack, subject: string, repo: string): Promise<void> {
   const before = stack.daemon.logs().split('"collection":"sh.tangled.repo.collaborator"').length;
