@@ -188,6 +188,8 @@ export class FakeBuildkite {
   readonly requestTimes: number[] = [];
   /** The last 20 webhook delivery attempts (and drops). */
   readonly deliveries: Delivery[] = [];
+  /** Every webhook sent and every one dropped, since start. */
+  readonly webhookCounts = { sent: 0, dropped: 0 };
   /** Token → its user and scopes. */
   readonly tokens = new Map<string, { user: UserSnap; scopes: string[] }>();
   /** Share (0–1) of API answers replaced by a 502. */
@@ -634,7 +636,9 @@ export class FakeBuildkite {
 
   private send(hook: Webhook, event: string, body: () => string): void {
     const copies = Math.random() < this.dropRate ? 0 : Math.random() < this.duplicateRate ? 2 : 1;
+    this.webhookCounts.sent++;
     if (copies === 0) {
+      this.webhookCounts.dropped++;
       this.record({ event, status: 'dropped', dropped: true });
       return;
     }

@@ -428,7 +428,7 @@ async function main(): Promise<number> {
     }
   }
 
-  const dropped = bk.deliveries.filter((d) => d.dropped).length;
+  const { sent: hooks, dropped } = bk.webhookCounts;
   const perMinute = (xs: typeof samples) => {
     const out: string[] = [];
     for (let m = 0; m * 60_000 <= (xs.at(-1)?.at ?? 0); m++) {
@@ -442,7 +442,7 @@ async function main(): Promise<number> {
   };
   console.log(`
 soak summary (${((Date.now() - started) / 60_000).toFixed(1)} min)
-  faults survived: ${faults.kills} SIGKILLs, ${faults.knotDrops} knot disconnects, ${faults.rateLimitBursts} 429 bursts, ${dropped} webhooks lost, 5xx at 5% and commit-then-500 at 5% of API calls
+  faults survived: ${faults.kills} SIGKILLs, ${faults.knotDrops} knot disconnects, ${faults.rateLimitBursts} 429 bursts, ${dropped} of ${hooks} webhooks lost, 5xx at 5% and commit-then-500 at 5% of API calls
   pipelines: ${sent.length} sent, ${due.length} due (sent before the last minute), ${due.filter(done).length} finished
   statuses: ${statuses} seen for due pipelines, ${seen.size} status rkeys, ${repeated.length} repeated
   Buildkite builds: ${bk.builds.length}; greenness checked: ${greenChecked}; /logs re-read: ${logsRead}; backups: ${faults.backups} (restored: ${restoredFrames} of ${backupEvents} events served as live)
