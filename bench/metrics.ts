@@ -46,7 +46,11 @@ export async function metricsBench(): Promise<void> {
         $type: '',
         triggerMetadata: {
           kind: 'push',
-          push: { newSha: i.toString(16).padStart(40, 'a'), oldSha: '0'.repeat(40), ref: 'refs/heads/main' },
+          push: {
+            newSha: (i + 1).toString(16).padStart(40, '0'),
+            oldSha: '0'.repeat(40),
+            ref: 'refs/heads/main',
+          },
           repo: { defaultBranch: '', did: e.TREADLE_OWNER, knot: knot.host, repo: `repo${repo}` },
         },
         workflows: ['build', 'test'].map((name) => ({
