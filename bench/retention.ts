@@ -79,7 +79,7 @@ export async function retentionBench(): Promise<void> {
           triggerMetadata: {
             kind: 'push',
             push: {
-              newSha: n.toString(16).padStart(40, 'b'),
+              newSha: n.toString(16).padStart(40, '0'),
               oldSha: '0'.repeat(40),
               ref: 'refs/heads/main',
             },

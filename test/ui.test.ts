@@ -158,7 +158,11 @@ describe('dashboard', () => {
     expect(queue.text).toContain('<code>workflow.status</code>');
     const forged = await page('/ui/queue', { headers: { cookie: `${session.slice(0, -4)}beef` } });
     expect(forged.res.status).toBe(401);
-    const huge = await page('/ui/login', { method: 'POST', headers: form, body: `token=${'x'.repeat(5000)}` });
+    const huge = await page('/ui/login', {
+      method: 'POST',
+      headers: form,
+      body: `token=${'x'.repeat(5000)}`,
+    });
     expect(huge.res.status).toBe(413);
     const elsewhere = await page('/ui/login?next=https://evil.example/', {
       method: 'POST',

@@ -32,6 +32,7 @@ function setup(windows: RetentionWindows, batch = 500) {
     log: createLogger('silent'),
     batch,
     clock: () => now,
+    rest: () => Promise.resolve(),
   });
   const pipelines = new PipelineStore(db);
   const lines = new LogStore(db);
