@@ -146,9 +146,10 @@ export class GreennessStore {
       setState: p(`UPDATE gn_validation SET state = @state, updated_at = @now
                    WHERE queue = ${queueId} AND seq = @seq AND attempt = @attempt AND state = 'pending'`),
       history: p(`SELECT ${VALIDATION} WHERE q.key = ? AND v.seq < ? ORDER BY v.seq DESC LIMIT ?`),
-      counts:
-        p(`SELECT SUM(state = 'succeeded') AS green, SUM(state IN ('failed', 'cancelled', 'expired')) AS notGreen,
-                   SUM(state = 'pending') AS pending FROM gn_validation WHERE queue = (SELECT id FROM gn_queue WHERE key = ?)`),
+      // Kept by the triggers of migration 0013 as validations are inserted and change state.
+      counts: p(
+        'SELECT n_green AS green, n_not_green AS notGreen, n_pending AS pending FROM gn_queue WHERE key = ?',
+      ),
       fact: p(`SELECT q.key AS queue, v.commit_sha AS "commit", f.project, f.degree, f.seq, f.created_at AS createdAt
                FROM gn_fact f JOIN gn_queue q ON q.id = f.queue JOIN gn_validation v ON v.queue = f.queue AND v.seq = f.seq
                WHERE q.key = ? AND v.commit_sha = ? AND f.project = ?`),
@@ -326,12 +327,8 @@ export class GreennessStore {
   }
 
   counts(queue: string): { green: number; notGreen: number; pending: number } {
-    const c = this.s.counts!.get(queue) as {
-      green: number | null;
-      notGreen: number | null;
-      pending: number | null;
-    };
-    return { green: c.green ?? 0, notGreen: c.notGreen ?? 0, pending: c.pending ?? 0 };
+    const c = this.s.counts!.get(queue) as { green: number; notGreen: number; pending: number } | undefined;
+    return c ?? { green: 0, notGreen: 0, pending: 0 };
   }
 
   fact(queue: string, commit: string, project = ''): FactRow | undefined {

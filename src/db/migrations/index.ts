@@ -10,6 +10,7 @@ import { sql as greenness } from './0009-greenness.ts';
 import { sql as landing } from './0010-landing.ts';
 import { sql as deadLetters } from './0011-dead-letters.ts';
 import { sql as retention } from './0012-retention.ts';
+import { sql as greennessCounts } from './0013-greenness-counts.ts';
 
 export interface Migration {
   version: number;
@@ -31,4 +32,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 10, name: 'landing', sql: landing },
   { version: 11, name: 'dead-letters', sql: deadLetters },
   { version: 12, name: 'retention', sql: retention },
+  { version: 13, name: 'greenness-counts', sql: greennessCounts },
 ];
