@@ -3,6 +3,7 @@
  * (fake knot pushes, stub outcomes), the strict CSP on every page, record-derived text escaped,
  * and the admin pages behind the sign-in cookie.
  */
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER, onboard, pushStub, type Stack, type StubPush, startStack } from './support/stack.ts';
 import { waitFor } from './support/wait.ts';
@@ -112,7 +113,7 @@ describe('dashboard', () => {
 
   it('escapes record-derived text: a workflow and a branch named with markup render as text', async () => {
     const ref = `refs/heads/x"><img src=x>`;
-    const { sha, key } = push('success', { workflow: `${XSS}.yml`, ref });
+    const { key } = push('success', { workflow: `${XSS}.yml`, ref });
     await waitFor(
       async () => (await page(`/ui/run/${encodeURIComponent(s.knot.host)}/${key}`)).res.status === 200,
       'the run',
@@ -120,10 +121,12 @@ describe('dashboard', () => {
     const run = await page(`/ui/run/${encodeURIComponent(s.knot.host)}/${key}`);
     expect(run.text).not.toContain(XSS);
     expect(run.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;.yml');
+    // The branch is shown, as text.
+    expect(run.text).not.toContain('<img src=x>');
+    expect(run.text).toContain('x&quot;&gt;&lt;img src=x&gt;');
     const over = await page('/ui/');
     expect(over.text).not.toContain(XSS);
     expect(over.text).not.toContain('<img src=x>');
-    void sha;
   });
 
   it('refuses the queue and landing pages without a session, and signs in with the admin token only', async () => {
@@ -156,6 +159,23 @@ describe('dashboard', () => {
     const queue = await page('/ui/queue', { headers: { cookie: session } });
     expect(queue.res.status).toBe(200);
     expect(queue.text).toContain('<code>workflow.status</code>');
+    expect(queue.text).toContain('None: every message was handled.');
+
+    // A dead letter, as a handler that kept failing leaves it: the overview says a person is
+    // needed, and the queue page lists it with its reason (as text).
+    expect((await page('/ui/')).text).not.toContain('Needs a person');
+    const db = new Database(s.db);
+    db.prepare(
+      `INSERT INTO queue_messages (topic, partition_key, id, payload, metadata, published_at, failed_at,
+         failure_count, last_error, original_topic) VALUES ('ui.probe_dlq', 'p', 'probe/1', '{}', '{}', ?, ?, 5, ?, 'ui.probe')`,
+    ).run(Date.now(), Date.now(), `receiver answered 500 <b>down</b>`);
+    db.close();
+    const warned = await page('/ui/');
+    expect(warned.text).toContain('Needs a person');
+    expect(warned.text).toContain('1 dead letter in the queue');
+    const letters = await page('/ui/queue', { headers: { cookie: session } });
+    expect(letters.text).toContain('<code>probe/1</code>');
+    expect(letters.text).toContain('receiver answered 500 &lt;b&gt;down&lt;/b&gt;');
     const forged = await page('/ui/queue', { headers: { cookie: `${session.slice(0, -4)}beef` } });
     expect(forged.res.status).toBe(401);
     const huge = await page('/ui/login', {

@@ -10,7 +10,7 @@ import { openExistingDatabase } from '../db/database.ts';
 import { type PipelineRow, PipelineStore } from '../db/pipeline-store.ts';
 import { QueueStore } from '../db/queue-store.ts';
 import { createLogger } from '../logger.ts';
-import { isTerminal, pipelineUri } from '../pipelines/pipeline.ts';
+import { isTerminal, parsePipelineUri, pipelineUri } from '../pipelines/pipeline.ts';
 import { Queue } from '../queue/index.ts';
 import {
   cancelWorkflows,
@@ -29,7 +29,6 @@ export const RUNS_USAGE = `usage:
 <pipeline> is a TID, <knot>/<tid> or the pipeline's AT-URI
 options: --db <file> (default: TREADLE_DB)`;
 
-const AT_URI = /^at:\/\/did:web:([^/]+)\/sh\.tangled\.pipeline\/([^/]+)$/;
 const BY = 'cli';
 
 export function runsCommand(args: string[], env: NodeJS.ProcessEnv, io: Output): number {
@@ -81,8 +80,8 @@ export function runsCommand(args: string[], env: NodeJS.ProcessEnv, io: Output):
 }
 
 function find(store: PipelineStore, target: string): PipelineRow | undefined {
-  const uri = AT_URI.exec(target);
-  if (uri) return store.pipeline(uri[1]!, uri[2]!);
+  const uri = parsePipelineUri(target);
+  if (uri) return store.pipeline(uri.knot, uri.rkey);
   const slash = target.lastIndexOf('/');
   if (slash > 0) return store.pipeline(target.slice(0, slash), target.slice(slash + 1));
   return store.pipelineByTid(target);

@@ -107,13 +107,7 @@ export class GreennessApi {
       const f = facts.get(`workflow:${name}`);
       return { name, status: runs.get(name) ?? 'pending', ...(f ? { degree: f.degree } : {}) };
     });
-    const status: Verdict = whole
-      ? whole.degree === 0
-        ? 'green'
-        : 'not_green'
-      : v.state === 'pending'
-        ? 'pending'
-        : 'not_green';
+    const status = verdictOf(whole?.degree, v.state);
     return {
       ...base,
       status,
@@ -158,6 +152,15 @@ export class GreennessApi {
     if (!q) throw new XrpcError(404, 'QueueNotFound', `${ref} of ${repo} is not a greenness queue here`);
     return q;
   }
+}
+
+/**
+ * A recorded commit's verdict from its whole-repo fact's degree (when written) and its
+ * validation's state: "not recorded" is never green.
+ */
+export function verdictOf(degree: number | undefined, state: string): Exclude<Verdict, 'unknown'> {
+  if (degree !== undefined) return degree === 0 ? 'green' : 'not_green';
+  return state === 'pending' ? 'pending' : 'not_green';
 }
 
 function promotedOf(q: QueueRow): { promoted?: { commit: string; seq: number } } {

@@ -58,6 +58,14 @@ export function pipelineUri(knot: string, rkey: string): string {
   return `at://did:web:${knot}/${PIPELINE_NSID}/${rkey}`;
 }
 
+const PIPELINE_URI = /^at:\/\/did:web:([^/]{1,253})\/sh\.tangled\.pipeline\/([A-Za-z0-9._~:-]{1,512})$/;
+
+/** The knot and record key of a pipeline AT-URI as `pipelineUri` writes it; undefined otherwise. */
+export function parsePipelineUri(uri: string): { knot: string; rkey: string } | undefined {
+  const m = PIPELINE_URI.exec(uri);
+  return m ? { knot: m[1]!, rkey: m[2]! } : undefined;
+}
+
 /** The commit a pipeline builds, as the ci API reports and filters it. */
 export function pipelineCommit(record: PipelineRecord): string | null {
   const t = record.triggerMetadata;

@@ -18,6 +18,7 @@ import type { RepoRow, RepoStore } from '../db/repo-store.ts';
 import { XrpcError } from '../errors.ts';
 import { jsonObjectBody } from '../http/body.ts';
 import type { Logger } from '../logger.ts';
+import { parsePipelineUri } from '../pipelines/pipeline.ts';
 import type { Queue } from '../queue/index.ts';
 import { REPO_URI } from '../secrets/secret-api.ts';
 import type { ManualTriggers, TriggerInput } from './manual-trigger.ts';
@@ -33,7 +34,6 @@ export const LEGACY_CANCEL_NSID = 'sh.tangled.pipeline.cancelPipeline';
  */
 export const CI_PIPELINE_CANCEL_NSID = 'sh.tangled.ci.pipeline.cancelPipeline';
 
-const PIPELINE_URI = /^at:\/\/did:web:([^/]{1,253})\/sh\.tangled\.pipeline\/([A-Za-z0-9._~:-]{1,512})$/;
 const MAX_BODY = 64 * 1024;
 
 export interface RunApiDeps {
@@ -95,8 +95,8 @@ export class RunApi {
       const r = REPO_URI.exec(body.repo);
       const repo = r ? this.d.repos.servedRepo(r[1]!, r[2]!) : undefined;
       if (!repo) throw new XrpcError(400, 'RepoNotFound', `no repo ${body.repo} is served here`);
-      const p = PIPELINE_URI.exec(body.pipeline);
-      const pipeline = p ? this.d.pipelines.pipeline(p[1]!, p[2]!) : undefined;
+      const p = parsePipelineUri(body.pipeline);
+      const pipeline = p ? this.d.pipelines.pipeline(p.knot, p.rkey) : undefined;
       if (!pipeline || !belongsTo(pipeline, repo))
         throw new XrpcError(400, 'PipelineNotFound', `no pipeline ${body.pipeline} of ${body.repo}`);
       return c.json(this.cancel(repo, pipeline, [body.workflow], caller.did));
@@ -142,8 +142,8 @@ export class RunApi {
       out.repo = repo.repoDid;
     }
     if (kind === 'cancel' && typeof out.pipeline === 'string') {
-      const p = PIPELINE_URI.exec(out.pipeline);
-      if (p) out.pipeline = p[2];
+      const p = parsePipelineUri(out.pipeline);
+      if (p) out.pipeline = p.rkey;
     }
     if (kind === 'trigger' && out.trigger === undefined && typeof out.sha === 'string') {
       out.trigger = { $type: 'sh.tangled.ci.trigger#manual', sha: out.sha };

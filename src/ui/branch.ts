@@ -5,7 +5,9 @@
  */
 import { html } from 'hono/html';
 import type { QueueRow, ValidationRow } from '../db/greenness-store.ts';
-import { pipelineKey, UiData } from './data.ts';
+import { verdictOf } from '../greenness/api.ts';
+import { parsePipelineUri } from '../pipelines/pipeline.ts';
+import { UiData } from './data.ts';
 import { branchName, duration, empty, type Html, qs, shortSha, status, when } from './html.ts';
 
 export const STRIP_CELLS = 100;
@@ -22,17 +24,13 @@ export function branch(data: UiData, q: QueueRow): Html {
   const store = data.d.greenness.store;
   const rows = store.history(q.key, Number.MAX_SAFE_INTEGER, CHART_RUNS);
   const cells: Cell[] = rows.slice(0, STRIP_CELLS).map((v) => {
-    const fact = store.fact(q.key, v.commit);
-    const verdict = fact
-      ? fact.degree === 0
-        ? 'green'
-        : 'not_green'
-      : v.state === 'pending'
-        ? 'pending'
-        : v.state === 'cancelled' || v.state === 'expired'
-          ? 'cancelled'
-          : 'not_green';
-    return { v, verdict, degree: fact?.degree };
+    const degree = store.fact(q.key, v.commit)?.degree;
+    // The strip tells a commit without a verdict (cancelled, expired) from a red one.
+    const verdict =
+      degree === undefined && (v.state === 'cancelled' || v.state === 'expired')
+        ? 'cancelled'
+        : verdictOf(degree, v.state);
+    return { v, verdict, degree };
   });
   const counts = store.counts(q.key);
   const commitLink = (commit: string) => `/ui/commit${qs({ repo: q.repo, ref: branchName(q.ref), commit })}`;
@@ -83,7 +81,7 @@ function chart(data: UiData, rows: readonly ValidationRow[]): Html {
     .slice()
     .reverse()
     .map((v) => {
-      const key = pipelineKey(v.pipeline);
+      const key = parsePipelineUri(v.pipeline);
       const took = key ? UiData.durationOf(data.ctx.pipelines.workflowsOf(key.knot, key.rkey)) : undefined;
       return { v, took };
     });

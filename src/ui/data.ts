@@ -32,14 +32,6 @@ export interface PipelineView {
   workflows: WorkflowTimes[];
 }
 
-const PIPELINE_URI = /^at:\/\/did:web:(.+)\/sh\.tangled\.pipeline\/([^/]+)$/;
-
-/** The knot and record key of a pipeline AT-URI, as treadle writes them. */
-export function pipelineKey(uri: string): { knot: string; rkey: string } | undefined {
-  const m = PIPELINE_URI.exec(uri);
-  return m ? { knot: m[1]!, rkey: m[2]! } : undefined;
-}
-
 export class UiData {
   readonly ctx: AppContext;
   readonly d: UiDeps;
@@ -72,16 +64,16 @@ export class UiData {
   /** A pipeline with its workflows and the ref it built. */
   pipeline(knot: string, rkey: string): PipelineView | undefined {
     const pipeline = this.ctx.pipelines.pipeline(knot, rkey);
-    if (!pipeline) return undefined;
-    return { pipeline, ref: refOf(pipeline.record), workflows: this.ctx.pipelines.workflowsOf(knot, rkey) };
+    return pipeline ? this.view(pipeline) : undefined;
   }
 
   recentPipelines(limit: number): PipelineView[] {
-    return this.ctx.pipelines.recentPipelines(limit).map((pipeline) => ({
-      pipeline,
-      ref: refOf(pipeline.record),
-      workflows: this.ctx.pipelines.workflowsOf(pipeline.knot, pipeline.rkey),
-    }));
+    return this.ctx.pipelines.recentPipelines(limit).map((p) => this.view(p));
+  }
+
+  private view(pipeline: PipelineRow): PipelineView {
+    const workflows = this.ctx.pipelines.workflowsOf(pipeline.knot, pipeline.rkey);
+    return { pipeline, ref: refOf(pipeline.record), workflows };
   }
 
   /** How long a pipeline ran: first start to last finish of its workflows (seconds), if it ended. */

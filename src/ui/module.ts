@@ -16,7 +16,7 @@ import { VERSION } from '../version.ts';
 import { landingPage, queuePage } from './admin.ts';
 import { branch } from './branch.ts';
 import { UiData, type UiDeps } from './data.ts';
-import { CSP, type Html, page } from './html.ts';
+import { branchName, CSP, type Html, page } from './html.ts';
 import { overview } from './overview.ts';
 import { commitPage, runPage } from './run.ts';
 import { AdminSessions } from './session.ts';
@@ -84,7 +84,7 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
       if ('error' in q) return notFound(c, admin, q.error);
       return render(
         c,
-        { title: `${q.ref.replace(/^refs\/heads\//, '')} of ${q.repo}`, nav: 'none', live: true, admin },
+        { title: `${branchName(q.ref)} of ${q.repo}`, nav: 'none', live: true, admin },
         branch(data, q),
       );
     });
@@ -148,8 +148,8 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
       // Over the bound: 413 from the shared error handler, the body never buffered.
       const body = await readBody(c, LOGIN_BODY_LIMIT);
       const token = new URLSearchParams(body.toString('utf8')).get('token') ?? '';
-      if (sessions.signIn(c, token)) return c.redirect(safeNext(c.req.query('next')), 303);
       const back = safeNext(c.req.query('next'));
+      if (sessions.signIn(c, token)) return c.redirect(back, 303);
       return render(
         c,
         { title: 'Sign in', nav: 'login', admin: false },

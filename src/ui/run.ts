@@ -7,7 +7,8 @@
 import { html } from 'hono/html';
 import type { QueueRow } from '../db/greenness-store.ts';
 import { reasonOf } from '../greenness/api.ts';
-import { type PipelineView, pipelineKey, type UiData } from './data.ts';
+import { parsePipelineUri } from '../pipelines/pipeline.ts';
+import type { PipelineView, UiData } from './data.ts';
 import { branchName, duration, empty, type Html, qs, shortSha, status, when } from './html.ts';
 
 const SERVER_LOG_LINES = 300;
@@ -16,7 +17,7 @@ const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
 
 export function commitPage(data: UiData, q: QueueRow, commit: string): Html {
   const s = data.d.greenness.api.status(q, commit);
-  const key = s.validation ? pipelineKey(s.validation.pipeline) : undefined;
+  const key = s.validation ? parsePipelineUri(s.validation.pipeline) : undefined;
   const run = key ? data.pipeline(key.knot, key.rkey) : undefined;
   return html`<p class="crumbs"><a href="/ui/">Overview</a> / <a href="/ui/branch${qs({ repo: q.repo, ref: branchName(q.ref) })}">${q.repo} · ${branchName(q.ref)}</a></p>
 <h1>Commit <code>${shortSha(commit)}</code></h1>
