@@ -45,6 +45,12 @@ export class FakePds {
   private readonly keys = new Map<string, string>();
   private readonly server: Server;
   private failures = 0;
+  /**
+   * Called with each `listRecords` page after it is read and before it is answered: a test can
+   * change records meanwhile, as a real PDS's answer can be older than commits made while it
+   * was in flight.
+   */
+  beforeListAnswer: ((repo: string, collection: string) => void | Promise<void>) | undefined;
 
   private constructor(server: Server) {
     this.server = server;
@@ -126,7 +132,7 @@ export class FakePds {
       return;
     }
     if (req.method === 'GET' && url.pathname === '/xrpc/com.atproto.repo.listRecords') {
-      this.listRecords(url.searchParams, res);
+      void this.listRecords(url.searchParams, res);
       return;
     }
     if (req.method === 'GET' && url.pathname === '/xrpc/com.atproto.repo.getRecord') {
@@ -157,7 +163,7 @@ export class FakePds {
     json(res, 404, { error: 'MethodNotImplemented', message: 'not here' });
   }
 
-  private listRecords(q: URLSearchParams, res: ServerResponse): void {
+  private async listRecords(q: URLSearchParams, res: ServerResponse): Promise<void> {
     const repo = q.get('repo') ?? '';
     const collection = q.get('collection') ?? '';
     const limit = Math.min(100, Math.max(1, Number(q.get('limit') ?? 50)));
@@ -182,6 +188,7 @@ export class FakePds {
       })),
     };
     if (rows.length > 0) body.cursor = rows.at(-1)![0];
+    await this.beforeListAnswer?.(repo, collection);
     json(res, 200, body);
   }
 }

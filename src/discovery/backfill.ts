@@ -4,6 +4,10 @@
  * apply them as if Jetstream had delivered them; records stored for that author but no longer
  * listed were deleted meanwhile and are removed. Runs on the durable queue, so a PDS that is
  * down is retried with backoff and a restart does not lose the request.
+ *
+ * A listing can be older than what Jetstream delivers while it is read: a record Jetstream
+ * created, changed or deleted since the backfill began is left as Jetstream left it (the
+ * listing's copy of it may predate that change; Jetstream delivers any later one too).
  */
 import { type IdentityOptions, listAllRecords, resolvePds } from '../atproto/identity.ts';
 import type { RepoStore } from '../db/repo-store.ts';
@@ -31,6 +35,12 @@ export class Backfiller {
   private readonly owner: string;
   private readonly identity: IdentityOptions;
   private readonly log: Logger;
+  /** Backfills running now; live changes are remembered only while one runs. */
+  private running = 0;
+  /** A counter that orders live changes against the start of each backfill. */
+  private clock = 0;
+  /** author|collection|rkey → the clock when Jetstream last changed that record. */
+  private readonly live = new Map<string, number>();
 
   constructor(deps: {
     queue: Queue;
@@ -54,28 +64,56 @@ export class Backfiller {
     this.queue.publish<BackfillMessage>(BACKFILL_TOPIC, did, `${did}@${Date.now()}`, { did, reason });
   }
 
-  async handle({ did, reason }: BackfillMessage): Promise<void> {
+  /** Jetstream is about to apply `ev`: a backfill running now must not overwrite it. */
+  noteLive(ev: { did: string; collection: string; rkey: string }): void {
+    if (this.running > 0) this.live.set(liveKey(ev.did, ev.collection, ev.rkey), ++this.clock);
+  }
+
+  async handle(message: BackfillMessage): Promise<void> {
+    this.running++;
+    try {
+      await this.backfill(message);
+    } finally {
+      if (--this.running === 0) this.live.clear();
+    }
+  }
+
+  private async backfill({ did, reason }: BackfillMessage): Promise<void> {
     // Rows written from now on came live (Jetstream): a listing that lacks them does not delete them.
     const startedAt = Date.now();
+    const since = this.clock;
+    const changedLive = (nsid: string, rkey: string) =>
+      (this.live.get(liveKey(did, nsid, rkey)) ?? 0) > since;
     const pds = await resolvePds(did, this.identity);
     const counts: Record<string, number> = {};
     for (const { nsid, kind } of COLLECTIONS) {
       if (kind === 'member' && did !== this.owner) continue;
       const records = await listAllRecords(pds, did, nsid, this.identity);
       const listed = new Set<string>();
+      let kept = 0;
       for (const r of records) {
         const rkey = rkeyOf(r.uri, did, nsid);
         if (!rkey) continue;
         listed.add(rkey);
+        if (changedLive(nsid, rkey)) {
+          kept++;
+          continue;
+        }
         this.ingester.apply({ did, collection: nsid, rkey, operation: 'create', record: r.value });
       }
       for (const rkey of this.repos.storedRkeys(did, kind, startedAt)) {
-        if (!listed.has(rkey)) this.ingester.apply({ did, collection: nsid, rkey, operation: 'delete' });
+        if (!listed.has(rkey) && !changedLive(nsid, rkey))
+          this.ingester.apply({ did, collection: nsid, rkey, operation: 'delete' });
       }
       counts[kind] = records.length;
+      if (kept > 0) counts[`${kind}KeptLive`] = kept;
     }
     this.log.info({ did, reason, pds, ...counts }, 'backfill done');
   }
+}
+
+function liveKey(did: string, nsid: string, rkey: string): string {
+  return `${did}|${nsid}|${rkey}`;
 }
 
 /** The record key of `at://<did>/<nsid>/<rkey>`, if the URI is one of did's records of nsid. */

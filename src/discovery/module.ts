@@ -40,7 +40,10 @@ export function createDiscovery(ctx: AppContext, deps: DiscoveryDeps): Module {
     log: subsystemLogger(ctx.log, 'jetstream'),
     onEvent: (ev) => {
       if (pullCollections.includes(ev.collection)) deps.pulls.offer(ev);
-      else ingester.apply(ev);
+      else {
+        backfill.noteLive(ev);
+        ingester.apply(ev);
+      }
     },
     onGap: (reason) => {
       for (const did of new Set([config.owner, ...repos.members()])) backfill.request(did, reason);
