@@ -99,4 +99,9 @@ export interface BuildRunner {
   buildUrl?(buildId: string): string | undefined;
   /** The share of the runner's API request budget spent in the current window, 0–1. */
   budgetUsed?(): number;
+  /**
+   * Retention: forgets up to `limit` of the runner's own records of finished builds created
+   * before `beforeMs` (never one still running); returns how many. Called with the runs window.
+   */
+  prune?(beforeMs: number, limit: number): number;
 }

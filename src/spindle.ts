@@ -53,7 +53,7 @@ export function createSpindle(ctx: AppContext, options: SpindleOptions = {}): Mo
   // Started in this order (log collection resumes before knots and Jetstream bring new work),
   // stopped in reverse (network inputs first, then the servers, then the runners).
   const metrics = createMetricsModule(ctx);
-  const retention = createRetention(ctx);
+  const retention = createRetention(ctx, { runners: runners.runners });
   const ui = createUi(ctx, { greenness, knots, landing, runners: runners.runners });
   return [
     runners.module,

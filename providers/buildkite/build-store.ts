@@ -108,6 +108,18 @@ export class BuildStore {
       .prepare('UPDATE buildkite_builds SET final = ? WHERE request_id = ?')
       .run(JSON.stringify(finalSnapshot(build)), requestId);
   }
+
+  /**
+   * Forgets up to `limit` finished builds created before `beforeMs`, oldest first (retention,
+   * with the runs window); a build not yet finished is never touched. Returns how many.
+   */
+  pruneFinished(beforeMs: number, limit: number): number {
+    return this.db
+      .prepare(`DELETE FROM buildkite_builds WHERE request_id IN (
+                  SELECT request_id FROM buildkite_builds INDEXED BY buildkite_builds_finished
+                  WHERE final IS NOT NULL AND created_at < ? ORDER BY created_at LIMIT ?)`)
+      .run(beforeMs, limit).changes;
+  }
 }
 
 function row(raw: unknown): BuildRow | undefined {

@@ -367,6 +367,10 @@ export class BuildkiteRunner implements BuildRunner {
     return this.client.budget.pressure();
   }
 
+  prune(beforeMs: number, limit: number): number {
+    return this.store.pruneFinished(beforeMs, limit);
+  }
+
   private row(buildId: string): BuildRow {
     const row = this.store.byNumber(...splitBuildId(buildId));
     if (!row) throw new NotFoundError(`Buildkite build ${buildId} is not one treadle started`);

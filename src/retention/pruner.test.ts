@@ -139,7 +139,7 @@ describe('Pruner', () => {
     const t = setup({ eventsMs: 0, logsMs: 0, runsMs: 0 });
     t.run(3);
     t.advance(1000 * HOUR);
-    expect(await t.pruner.prune()).toEqual({ events: 0, logWorkflows: 0, logLines: 0, runs: 0 });
+    expect(await t.pruner.prune()).toEqual({ events: 0, logWorkflows: 0, logLines: 0, runs: 0, builds: {} });
     expect(t.count('log_lines')).toBe(6);
   });
 

@@ -11,6 +11,7 @@ import { sql as landing } from './0010-landing.ts';
 import { sql as deadLetters } from './0011-dead-letters.ts';
 import { sql as retention } from './0012-retention.ts';
 import { sql as greennessCounts } from './0013-greenness-counts.ts';
+import { sql as buildkiteRetention } from './0014-buildkite-retention.ts';
 
 export interface Migration {
   version: number;
@@ -33,4 +34,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 11, name: 'dead-letters', sql: deadLetters },
   { version: 12, name: 'retention', sql: retention },
   { version: 13, name: 'greenness-counts', sql: greennessCounts },
+  { version: 14, name: 'buildkite-retention', sql: buildkiteRetention },
 ];
