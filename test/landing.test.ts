@@ -145,15 +145,47 @@ describe('conflicts and failures (40, 41)', () => {
   });
 
   it('41: a git failure without unmerged paths is retryable, never FAILED', async () => {
+    // A git whose cherry-pick fails as a full disk or a broken object store would: no unmerged paths.
+    const wrap = tempDir('treadle-git-wrap-');
+    cleanups.push(wrap.cleanup);
+    const bin = join(wrap.dir, 'git');
+    writeFileSync(
+      bin,
+      `#!/bin/sh
+case " $* " in
+  *" cherry-pick --abort "*|*" cherry-pick --skip "*) ;;
+  *" cherry-pick "*) echo "fatal: unable to write new index file" >&2; exit 128 ;;
+esac
+exec git "$@"
+`,
+    );
+    chmodSync(bin, 0o755);
+    const t = setup({}, bin);
+    const [c] = t.remote.branch('c', [{ 'c.txt': 'c' }]);
+    const err = await t.land([{ strategy: 'REBASE', uris: [t.uri(c!, 'c')] }]).catch((e) => e);
+    expect(err).toBeInstanceOf(RetryableError);
+    expect(String(err.message)).toContain('unable to write new index file');
+    expect(gitIn(t.target.checkoutPath, ['status', '--porcelain'])).toBe('');
+  });
+
+  it('a change that brings merge commits is refused at once for REBASE and SQUASH_REBASE, naming them; MERGE lands it', async () => {
     const t = setup();
-    // A change containing a merge commit: cherry-pick refuses it without -m, with nothing unmerged.
     t.remote.branch('side', [{ 'side.txt': 's' }]);
     t.remote.branch('m', [{ 'm.txt': 'm' }]);
     t.remote.git(['merge', '-q', '--no-ff', '--no-edit', 'side']);
     t.remote.git(['push', '-q', '-f', 'origin', 'm']);
     const sha = t.remote.git(['rev-parse', 'HEAD']);
-    const err = await t.land([{ strategy: 'REBASE', uris: [t.uri(sha, 'm')] }]).catch((e) => e);
-    expect(err).toBeInstanceOf(RetryableError);
+    const tip = t.remote.tip('main');
+    for (const strategy of ['REBASE', 'SQUASH_REBASE'] as const) {
+      const err = await t.land([{ strategy, uris: [t.uri(sha, 'm')] }]).catch((e) => e);
+      expect(err).toBeInstanceOf(InvalidRequestError);
+      expect(err.message).toContain(`1 merge commit (${sha.slice(0, 12)})`);
+      expect(err.message).toContain('land it with MERGE');
+      expect(t.remote.tip('main')).toBe(tip);
+    }
+    const r = await t.land([{ strategy: 'MERGE', uris: [t.uri(sha, 'm')] }]);
+    expect(r.result.outcome).toBe('SUCCEEDED');
+    expect(t.remote.show(t.remote.tip('main')!, 'side.txt')).toBe('s');
   });
 });
 

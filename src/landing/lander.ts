@@ -225,6 +225,20 @@ export class Lander {
     const base = mb.stdout.trim();
     const todo = await this.git.ok(['rev-list', '--reverse', `${base}..${sha}`]);
     if (todo === '') return [];
+    // cherry-pick cannot replay a merge commit (it would need a mainline), and dropping it would
+    // lose whatever its resolution changed: refuse the change at once, naming them.
+    const merges = (await this.git.ok(['rev-list', '--merges', `${base}..${sha}`]))
+      .split('\n')
+      .filter(Boolean);
+    if (merges.length > 0)
+      throw new InvalidRequestError(
+        `${sha} brings ${merges.length} merge commit${merges.length === 1 ? '' : 's'} (${merges
+          .slice(0, 3)
+          .map((m) => m.slice(0, 12))
+          .join(
+            ', ',
+          )}${merges.length > 3 ? ', …' : ''}): REBASE and SQUASH_REBASE replay single-parent commits; land it with MERGE`,
+      );
     let r = await this.git.run(['cherry-pick', `${base}..${sha}`]);
     while (r.code !== 0) {
       const out = `${r.stdout}\n${r.stderr}`;
