@@ -17,29 +17,43 @@ export interface OverviewQuery {
   page: number;
 }
 
-export function overview(data: UiData, q: OverviewQuery): Html {
-  const now = Date.now();
-  const repos = data.repos(q.filter, (q.page - 1) * REPOS_PER_PAGE, REPOS_PER_PAGE);
-  const knots = data.d.knots.connections();
-  const { groups, dead } = data.ctx.queue.store.stats(now);
-  const deadTotal = [...dead.values()].reduce((a, b) => a + b, 0);
+/**
+ * The banner's lines: a knot without a connection for 10 minutes or more, dead letters, a runner
+ * past 80 % of its API budget.
+ */
+export function needsAPerson(o: {
+  knots: ReadonlyArray<{ knot: string; state: string; downForMs: number }>;
+  deadTotal: number;
+  runners: ReadonlyMap<string, { budgetUsed?(): number }>;
+}): Html[] {
   const warnings: Html[] = [];
-  const down = knots.filter((k) => k.state !== 'connected' && k.downForMs >= KNOT_DOWN_MS);
+  const down = o.knots.filter((k) => k.state !== 'connected' && k.downForMs >= KNOT_DOWN_MS);
   if (down.length > 0)
     warnings.push(
       html`<li>${down.length === 1 ? `Knot ${down[0]!.knot} has` : `${down.length} knots have`} been disconnected for over 10 minutes: new pushes there are not seen.</li>`,
     );
+  const { deadTotal } = o;
   if (deadTotal > 0)
     warnings.push(
       html`<li>${deadTotal} dead ${deadTotal === 1 ? 'letter' : 'letters'} in the queue need a look (<a href="/ui/queue">queue</a>; <code>treadle queue dlq</code> replays or drops them).</li>`,
     );
-  for (const [name, runner] of data.d.runners) {
+  for (const [name, runner] of o.runners) {
     const used = runner.budgetUsed?.();
     if (used !== undefined && used >= BUDGET_WARNING)
       warnings.push(
         html`<li>Runner ${name} has used ${Math.round(used * 100)}% of its API rate limit in the current window: builds and polls are being paced.</li>`,
       );
   }
+  return warnings;
+}
+
+export function overview(data: UiData, q: OverviewQuery): Html {
+  const now = Date.now();
+  const repos = data.repos(q.filter, (q.page - 1) * REPOS_PER_PAGE, REPOS_PER_PAGE);
+  const knots = data.d.knots.connections();
+  const { groups, dead } = data.ctx.queue.store.stats(now);
+  const deadTotal = [...dead.values()].reduce((a, b) => a + b, 0);
+  const warnings = needsAPerson({ knots, deadTotal, runners: data.d.runners });
   const ready = groups.reduce((a, g) => a + g.ready + g.retrying, 0);
   const inFlight = groups.reduce((a, g) => a + g.inFlight, 0);
   const held = groups.reduce((a, g) => a + g.held, 0);
