@@ -9,6 +9,7 @@ import { backupBench } from './backup.ts';
 import { buildkiteBench } from './buildkite.ts';
 import { greennessBench } from './greenness.ts';
 import { landingBench } from './landing.ts';
+import { logLayoutBench } from './log-layout.ts';
 import { metricsBench } from './metrics.ts';
 import { protocol2026Bench } from './protocol2026.ts';
 import { queueBench } from './queue.ts';
@@ -28,6 +29,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   retention: retentionBench,
   backup: backupBench,
   ui: uiBench,
+  loglayout: logLayoutBench,
 };
 
 const names = process.argv.slice(2);
