@@ -217,7 +217,7 @@ describe('greenness behaviours through the daemon', () => {
     await settled('again', sentinel);
     const after = await statusOf('again', c);
     expect({ ...after, nextGreen: undefined }).toEqual({ ...st, nextGreen: undefined });
-  }, 30_000);
+  }, 60_000);
 
   it('9: a timeout counts exactly as a failure', async () => {
     const c = newSha();
