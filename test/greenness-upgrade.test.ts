@@ -60,7 +60,7 @@ async function workflowStatus(key: string): Promise<string | undefined> {
 
 /**
  * What the version before greenness leaves behind: no migrations from 0009 on (greenness,
- * landing, and the later indexes and column), no greenness or landing groups.
+ * landing, and the later indexes and column, up to 0014's), no greenness or landing groups.
  */
 function downgrade(file: string): void {
   const db = new Database(file);
@@ -69,7 +69,12 @@ function downgrade(file: string): void {
       for (const t of ['gn_fact', 'gn_validation', 'gn_run', 'gn_pipeline', 'gn_repo_alias', 'gn_queue'])
         db.exec(`DROP TABLE ${t}`);
       for (const t of ['land_ledger', 'land_results']) db.exec(`DROP TABLE ${t}`);
-      for (const i of ['queue_messages_dead', 'pipelines_received', 'workflows_logs_prunable'])
+      for (const i of [
+        'queue_messages_dead',
+        'pipelines_received',
+        'workflows_logs_prunable',
+        'buildkite_builds_finished',
+      ])
         db.exec(`DROP INDEX ${i}`);
       db.exec('ALTER TABLE workflows DROP COLUMN logs_pruned');
       db.prepare('DELETE FROM schema_migrations WHERE version >= 9').run();
