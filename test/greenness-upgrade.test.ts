@@ -63,6 +63,8 @@ async function workflowStatus(key: string): Promise<string | undefined> {
  * landing, and the later indexes and column, up to 0014's), no greenness or landing groups.
  */
 function downgrade(file: string): void {
+  // Each migration from 0009 on is undone below; a new one must be undone here too.
+  expect(MIGRATIONS.at(-1)!.version, 'the newest migration this downgrade undoes').toBe(14);
   const db = new Database(file);
   try {
     db.transaction(() => {
