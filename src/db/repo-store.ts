@@ -49,9 +49,9 @@ export class RepoStore {
                           ON CONFLICT (author, rkey) DO UPDATE SET subject = excluded.subject, repo = excluded.repo,
                             updated_at = excluded.updated_at`),
       removeCollaborator: p('DELETE FROM collaborators WHERE author = ? AND rkey = ?'),
-      memberRkeys: p('SELECT rkey FROM members WHERE created_at < ?'),
-      repoRkeysOf: p('SELECT rkey FROM repos WHERE owner = ? AND updated_at < ?'),
-      collaboratorRkeysOf: p('SELECT rkey FROM collaborators WHERE author = ? AND updated_at < ?'),
+      memberRkeys: p('SELECT rkey FROM members'),
+      repoRkeysOf: p('SELECT rkey FROM repos WHERE owner = ?'),
+      collaboratorRkeysOf: p('SELECT rkey FROM collaborators WHERE author = ?'),
       collaboratorsOf: p(`SELECT DISTINCT subject FROM collaborators
                           WHERE (author = @owner AND repo IN (@uri, @did)) OR (author = @knotAuthor AND repo = @did)`),
       maybePusher: p(`SELECT 1 WHERE @did = @owner OR EXISTS (SELECT 1 FROM members WHERE subject = @did)
@@ -176,19 +176,16 @@ export class RepoStore {
     else this.removeCollaborator(knotAuthor(knot), rkey);
   }
 
-  /**
-   * Record keys stored per collection for one author and last written before `before` (ms):
-   * what a backfill that started at `before` may find deleted.
-   */
-  storedRkeys(author: string, collection: 'member' | 'repo' | 'collaborator', before: number): string[] {
+  /** Record keys stored per collection for one author: what a backfill may find deleted. */
+  storedRkeys(author: string, collection: 'member' | 'repo' | 'collaborator'): string[] {
     const rows =
       collection === 'member'
         ? author === this.owner
-          ? this.s.memberRkeys!.all(before)
+          ? this.s.memberRkeys!.all()
           : []
         : collection === 'repo'
-          ? this.s.repoRkeysOf!.all(author, before)
-          : this.s.collaboratorRkeysOf!.all(author, before);
+          ? this.s.repoRkeysOf!.all(author)
+          : this.s.collaboratorRkeysOf!.all(author);
     return (rows as { rkey: string }[]).map((r) => r.rkey);
   }
 }

@@ -68,6 +68,15 @@ function liveCommit(ev: RecordEvent): void {
   ingester.apply(ev);
 }
 
+/** A live create or update of one of the owner's repo records. */
+function liveRepo(
+  rkey: string,
+  record: ReturnType<typeof repoRecord>,
+  operation: 'create' | 'update' = 'create',
+) {
+  liveCommit({ did: OWNER, collection: REPO_NSID, rkey, operation, record });
+}
+
 const served = () =>
   repos
     .servedRepos()
@@ -75,56 +84,33 @@ const served = () =>
     .sort();
 
 describe('Backfiller', () => {
-  it('leaves records Jetstream changed while the listing was in flight as Jetstream left them', async () => {
-    liveCommit({
-      did: OWNER,
-      collection: REPO_NSID,
-      rkey: 'r1',
-      operation: 'create',
-      record: repoRecord('one', 'k1'),
-    });
-    liveCommit({
-      did: OWNER,
-      collection: REPO_NSID,
-      rkey: 'r2',
-      operation: 'create',
-      record: repoRecord('two', 'k2'),
-    });
+  it('leaves records Jetstream created, changed or deleted while the listing was in flight as Jetstream left them', async () => {
+    liveRepo('r1', repoRecord('one', 'k1'));
+    liveRepo('r2', repoRecord('two', 'k2'));
     // Only in the PDS: the backfill is what finds it.
     pds.putRecord(OWNER, REPO_NSID, 'r3', repoRecord('three', 'k3'));
     pds.beforeListAnswer = (_repo, collection) => {
       if (collection !== REPO_NSID) return;
       pds.beforeListAnswer = undefined;
-      // The listing (r1, r2, r3 as created) is read; Jetstream now delivers a delete and a move.
+      // The listing (r1, r2, r3 as created) is read; Jetstream now delivers a delete, a move and
+      // a new repo the listing lacks.
       liveCommit({ did: OWNER, collection: REPO_NSID, rkey: 'r1', operation: 'delete' });
-      liveCommit({
-        did: OWNER,
-        collection: REPO_NSID,
-        rkey: 'r2',
-        operation: 'update',
-        record: repoRecord('two', 'k2', 'other.spindle.example'),
-      });
+      liveRepo('r4', repoRecord('four', 'k4'));
+      liveRepo('r2', repoRecord('two', 'k2', 'other.spindle.example'), 'update');
     };
     await backfill.handle({ did: OWNER, reason: 'first start' });
-    expect(served()).toEqual(['three']);
+    expect(served()).toEqual(['four', 'three']);
 
     // A later backfill reads the PDS as it is now and agrees.
     await backfill.handle({ did: OWNER, reason: 'cursor too old' });
-    expect(served()).toEqual(['three']);
+    expect(served()).toEqual(['four', 'three']);
   });
 
   it('applies a listed record that was not changed live, and removes one no longer listed', async () => {
-    liveCommit({
-      did: OWNER,
-      collection: REPO_NSID,
-      rkey: 'r1',
-      operation: 'create',
-      record: repoRecord('one', 'k1'),
-    });
+    liveRepo('r1', repoRecord('one', 'k1'));
     pds.putRecord(OWNER, REPO_NSID, 'r2', repoRecord('two', 'k2'));
     // Deleted from the PDS while Jetstream was away: the backfill is what notices.
     pds.deleteRecord(OWNER, REPO_NSID, 'r1');
-    await new Promise((r) => setTimeout(r, 2)); // r1 was stored before this backfill began
     await backfill.handle({ did: OWNER, reason: 'cursor too old' });
     expect(served()).toEqual(['two']);
   });

@@ -79,8 +79,8 @@ export class Backfiller {
   }
 
   private async backfill({ did, reason }: BackfillMessage): Promise<void> {
-    // Rows written from now on came live (Jetstream): a listing that lacks them does not delete them.
-    const startedAt = Date.now();
+    // Records Jetstream changes from now on are newer than the listing may be: it neither
+    // overwrites them nor, when it lacks them, deletes them.
     const since = this.clock;
     const changedLive = (nsid: string, rkey: string) =>
       (this.live.get(liveKey(did, nsid, rkey)) ?? 0) > since;
@@ -101,7 +101,7 @@ export class Backfiller {
         }
         this.ingester.apply({ did, collection: nsid, rkey, operation: 'create', record: r.value });
       }
-      for (const rkey of this.repos.storedRkeys(did, kind, startedAt)) {
+      for (const rkey of this.repos.storedRkeys(did, kind)) {
         if (!listed.has(rkey) && !changedLive(nsid, rkey))
           this.ingester.apply({ did, collection: nsid, rkey, operation: 'delete' });
       }
