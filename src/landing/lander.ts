@@ -223,22 +223,25 @@ export class Lander {
       throw new InvalidRequestError(`${sha} shares no history with ${this.target.targetBranch}: use MERGE`);
     if (mb.code !== 0) throw new RetryableError(`git merge-base failed: ${lastLines(mb.stderr)}`);
     const base = mb.stdout.trim();
-    const todo = await this.git.ok(['rev-list', '--reverse', `${base}..${sha}`]);
-    if (todo === '') return [];
-    // cherry-pick cannot replay a merge commit (it would need a mainline), and dropping it would
-    // lose whatever its resolution changed: refuse the change at once, naming them.
-    const merges = (await this.git.ok(['rev-list', '--merges', `${base}..${sha}`]))
+    // Each commit to pick with its parents: cherry-pick cannot replay a merge commit (it would
+    // need a mainline), and dropping one would lose whatever its resolution changed, so a change
+    // that brings any is refused at once, naming them.
+    const todo = (await this.git.ok(['rev-list', '--parents', `${base}..${sha}`]))
       .split('\n')
       .filter(Boolean);
-    if (merges.length > 0)
+    if (todo.length === 0) return [];
+    const merges = todo
+      .map((line) => line.split(' '))
+      .filter((ids) => ids.length > 2)
+      .map((ids) => ids[0]!);
+    if (merges.length > 0) {
+      const named = merges.slice(0, 3).map((m) => m.slice(0, 12));
+      if (merges.length > 3) named.push('…');
       throw new InvalidRequestError(
-        `${sha} brings ${merges.length} merge commit${merges.length === 1 ? '' : 's'} (${merges
-          .slice(0, 3)
-          .map((m) => m.slice(0, 12))
-          .join(
-            ', ',
-          )}${merges.length > 3 ? ', …' : ''}): REBASE and SQUASH_REBASE replay single-parent commits; land it with MERGE`,
+        `${sha} brings ${merges.length} merge commit${merges.length === 1 ? '' : 's'} (${named.join(', ')}): ` +
+          'REBASE and SQUASH_REBASE replay single-parent commits; land it with MERGE',
       );
+    }
     let r = await this.git.run(['cherry-pick', `${base}..${sha}`]);
     while (r.code !== 0) {
       const out = `${r.stdout}\n${r.stderr}`;

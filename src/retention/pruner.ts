@@ -77,15 +77,16 @@ export class Pruner {
         counts.runs += n;
         return n;
       });
-    for (const [name, runner] of this.runners) {
-      if (!(runsMs > 0) || !runner.prune) continue;
-      const prune = runner.prune.bind(runner);
-      await loop(() => {
-        const n = prune(now - runsMs, this.batch);
-        if (n > 0) counts.builds[name] = (counts.builds[name] ?? 0) + n;
-        return n;
-      });
-    }
+    if (runsMs > 0)
+      for (const [name, runner] of this.runners) {
+        if (!runner.prune) continue;
+        const prune = runner.prune.bind(runner);
+        await loop(() => {
+          const n = prune(now - runsMs, this.batch);
+          if (n > 0) counts.builds[name] = (counts.builds[name] ?? 0) + n;
+          return n;
+        });
+      }
     if (logsMs > 0)
       await loop(() => {
         const r = this.store.pruneLogs(now - logsMs, this.batch);
