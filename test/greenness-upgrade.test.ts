@@ -60,14 +60,23 @@ async function workflowStatus(key: string): Promise<string | undefined> {
 
 /**
  * What the version before greenness leaves behind: no migrations from 0009 on (greenness,
- * landing, and the later indexes and column, up to 0014's), no greenness or landing groups.
+ * landing, the later indexes and column up to 0014's, and 0015's log streams: the lines go
+ * back to 0004's table), no greenness or landing groups.
  */
 function downgrade(file: string): void {
   // Each migration from 0009 on is undone below; a new one must be undone here too.
-  expect(MIGRATIONS.at(-1)!.version, 'the newest migration this downgrade undoes').toBe(14);
+  expect(MIGRATIONS.at(-1)!.version, 'the newest migration this downgrade undoes').toBe(15);
   const db = new Database(file);
   try {
     db.transaction(() => {
+      db.exec(`CREATE TABLE log_lines_0004 (
+          knot TEXT NOT NULL, rkey TEXT NOT NULL, workflow TEXT NOT NULL, seq INTEGER NOT NULL,
+          line TEXT NOT NULL, PRIMARY KEY (knot, rkey, workflow, seq)) WITHOUT ROWID;
+        INSERT INTO log_lines_0004 SELECT s.knot, s.rkey, s.workflow, l.seq, l.line
+          FROM log_lines l JOIN log_streams s ON s.id = l.stream;
+        DROP TABLE log_lines;
+        DROP TABLE log_streams;
+        ALTER TABLE log_lines_0004 RENAME TO log_lines;`);
       for (const t of ['gn_fact', 'gn_validation', 'gn_run', 'gn_pipeline', 'gn_repo_alias', 'gn_queue'])
         db.exec(`DROP TABLE ${t}`);
       for (const t of ['land_ledger', 'land_results']) db.exec(`DROP TABLE ${t}`);
@@ -106,6 +115,28 @@ function downgrade(file: string): void {
   }
 }
 
+interface StoredLog {
+  rkey: string;
+  workflow: string;
+  seq: number;
+  line: string;
+}
+
+/** Every stored log line, read as today's layout keeps them. */
+function storedLogs(): StoredLog[] {
+  const db = new Database(s.db, { readonly: true });
+  try {
+    return db
+      .prepare(
+        `SELECT s.rkey, s.workflow, l.seq, l.line FROM log_lines l JOIN log_streams s ON s.id = l.stream
+         ORDER BY s.rkey, s.workflow, l.seq`,
+      )
+      .all() as StoredLog[];
+  } finally {
+    db.close();
+  }
+}
+
 async function status(commit: string): Promise<Record<string, unknown>> {
   const res = await fetch(
     `${s.daemon.base}/greenness/v1/status?repo=${encodeURIComponent(REPO)}&ref=main&commit=${commit}`,
@@ -120,6 +151,7 @@ describe('upgrading to greenness', () => {
     const running = push(2, '6s');
     await waitFor(async () => (await workflowStatus(running.rkey)) === 'running', 'the running pipeline');
     expect(await s.daemon.stop()).toBe(0);
+    const logsBefore = storedLogs();
     downgrade(s.db);
 
     await s.restart();
@@ -131,6 +163,10 @@ describe('upgrading to greenness', () => {
     } finally {
       db.close();
     }
+    // The finished pipeline's log came through migration 0015 whole (the running one's may grow).
+    const finishedLog = (rows: StoredLog[]) => rows.filter((r) => r.rkey === finished.rkey);
+    expect(finishedLog(logsBefore).length, 'the finished log stored before the upgrade').toBeGreaterThan(0);
+    expect(finishedLog(storedLogs())).toEqual(finishedLog(logsBefore));
     const fresh = push(3, '0s');
     await waitFor(
       async () => (await status(fresh.commit)).status === 'green',

@@ -1,4 +1,8 @@
-/** SQL of workflow log lines: one row per LogLine frame, numbered from 0 in write order. */
+/**
+ * SQL of workflow log lines: one row per LogLine frame, numbered from 0 in write order. Each
+ * workflow's log is a stream with a number of its own (`log_streams`), and its lines are keyed
+ * by (stream, seq) in a rowid table, so a long line stays in place (migration 0015).
+ */
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.ts';
 import type { WorkflowKey } from './pipeline-store.ts';
@@ -9,30 +13,38 @@ export interface StoredLine {
   line: string;
 }
 
+/** The stream of a workflow's log, as a scalar subquery on its (knot, rkey, workflow). */
+const STREAM = '(SELECT id FROM log_streams WHERE knot = ? AND rkey = ? AND workflow = ?)';
+
 export class LogStore {
+  private readonly openStmt: Statement;
+  private readonly streamStmt: Statement;
   private readonly insertStmt: Statement;
   private readonly afterStmt: Statement;
   private readonly countStmt: Statement;
   private readonly appendAll: (k: WorkflowKey, seq: number, lines: readonly string[]) => void;
 
   constructor(db: Db) {
-    this.insertStmt = db.prepare(
-      'INSERT OR IGNORE INTO log_lines (knot, rkey, workflow, seq, line) VALUES (?, ?, ?, ?, ?)',
-    );
+    this.openStmt = db.prepare('INSERT OR IGNORE INTO log_streams (knot, rkey, workflow) VALUES (?, ?, ?)');
+    this.streamStmt = db
+      .prepare('SELECT id FROM log_streams WHERE knot = ? AND rkey = ? AND workflow = ?')
+      .pluck();
+    this.insertStmt = db.prepare('INSERT OR IGNORE INTO log_lines (stream, seq, line) VALUES (?, ?, ?)');
     this.afterStmt = db.prepare(
-      `SELECT seq, line FROM log_lines WHERE knot = ? AND rkey = ? AND workflow = ? AND seq >= ?
-       ORDER BY seq LIMIT ?`,
+      `SELECT seq, line FROM log_lines WHERE stream = ${STREAM} AND seq >= ? ORDER BY seq LIMIT ?`,
+    );
+    this.countStmt = db.prepare(
+      `SELECT COALESCE(MAX(seq) + 1, 0) AS n FROM log_lines WHERE stream = ${STREAM}`,
     );
     this.appendAll = db.transaction((k: WorkflowKey, seq: number, lines: readonly string[]) => {
-      for (const [i, line] of lines.entries()) this.insertStmt.run(k.knot, k.rkey, k.name, seq + i, line);
+      this.openStmt.run(k.knot, k.rkey, k.name);
+      const stream = this.streamStmt.get(k.knot, k.rkey, k.name) as number;
+      for (const [i, line] of lines.entries()) this.insertStmt.run(stream, seq + i, line);
     });
-    this.countStmt = db.prepare(
-      'SELECT COALESCE(MAX(seq) + 1, 0) AS n FROM log_lines WHERE knot = ? AND rkey = ? AND workflow = ?',
-    );
   }
 
   append(k: WorkflowKey, seq: number, line: string): void {
-    this.insertStmt.run(k.knot, k.rkey, k.name, seq, line);
+    this.appendAll(k, seq, [line]);
   }
 
   /** Lines `seq`, `seq + 1`, … in one transaction. */

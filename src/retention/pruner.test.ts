@@ -122,6 +122,7 @@ describe('Pruner', () => {
     expect(first.logLines).toBe(40 * 5);
     expect(first.runs).toBe(0);
     expect(t.count('log_lines')).toBe(3 * 2 * 5); // stuck (unfinished), mid and fresh
+    expect(t.count('log_streams')).toBe(3 * 2); // a pruned log's stream goes with its lines
     expect(t.pipelines.pipeline('knot.example.com', mid)).toBeDefined();
 
     t.advance(31 * MIN); // old runs 181 min old: past 3 h; the stuck one is unfinished and stays
@@ -132,6 +133,7 @@ describe('Pruner', () => {
     expect(t.pipelines.pipeline('knot.example.com', stuck)).toBeDefined();
     expect(t.pipelines.workflowsOf('knot.example.com', fresh)).toHaveLength(2);
     expect(t.count('workflows')).toBe(6);
+    expect(t.count('log_streams')).toBe(2 * 2); // stuck and fresh
     expect((await t.pruner.prune()).logWorkflows).toBe(0); // pruned logs are not visited again
   });
 

@@ -12,6 +12,7 @@ import { sql as deadLetters } from './0011-dead-letters.ts';
 import { sql as retention } from './0012-retention.ts';
 import { sql as greennessCounts } from './0013-greenness-counts.ts';
 import { sql as buildkiteRetention } from './0014-buildkite-retention.ts';
+import { sql as logStreams } from './0015-log-streams.ts';
 
 export interface Migration {
   version: number;
@@ -35,4 +36,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 12, name: 'retention', sql: retention },
   { version: 13, name: 'greenness-counts', sql: greennessCounts },
   { version: 14, name: 'buildkite-retention', sql: buildkiteRetention },
+  { version: 15, name: 'log-streams', sql: logStreams },
 ];
