@@ -2,11 +2,13 @@
  * The dashboard in a real browser (Debian's chromium driven by playwright-core) against the real
  * daemon: the overview lists the repo, the branch strip shows red and green cells in push order,
  * a running workflow's log lines appear as the stub runner emits them, markup in record names
- * renders as text, the admin pages refuse without the token, nothing breaks the CSP, and a
+ * renders as text, the admin pages refuse without the token, a dead letter is dropped only once
+ * its confirmation is accepted, nothing breaks the CSP, and a
  * 360 px wide page does not scroll sideways. Skipped, saying so, where no chromium is installed
  * (`.ci/run` installs it).
  */
 import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER, onboard, pushStub, type Stack, type StubPush, startStack } from './support/stack.ts';
@@ -176,6 +178,43 @@ describe.skipIf(!HAVE)('dashboard in chromium [needs chromium]', () => {
     await expect(page.locator('h1').textContent()).resolves.toBe('Queue');
     await expect.poll(() => page.locator('table code').allTextContents()).toContain('workflow.status');
     await page.close();
+  });
+
+  it('drops a dead letter from the queue page once the confirmation is accepted', async () => {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => problems.push(`queue actions: ${e.message}`));
+    await page.goto(`${s.daemon.base}/ui/login?next=/ui/queue`);
+    await page.getByLabel('Admin token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(/\/ui\/queue$/);
+    const db = new Database(s.db);
+    const letters = () =>
+      db.prepare(`SELECT COUNT(*) FROM queue_messages WHERE topic = 'ui.browser_dlq'`).pluck().get();
+    try {
+      db.prepare(
+        `INSERT INTO queue_messages (topic, partition_key, id, payload, metadata, published_at, failed_at,
+           failure_count, last_error, original_topic) VALUES ('ui.browser_dlq', 'p', 'browser/1', '{}', '{}', ?, ?, 5, 'boom', 'ui.browser')`,
+      ).run(Date.now(), Date.now());
+      await page.reload();
+      const asked: string[] = [];
+      let answer = false;
+      page.on('dialog', (d) => {
+        asked.push(d.message());
+        void (answer ? d.accept() : d.dismiss());
+      });
+      const drop = page.getByRole('button', { name: 'Drop browser/1' });
+      await drop.click();
+      await expect.poll(() => asked).toEqual(['Drop browser/1 for good?']);
+      expect(letters(), 'a dismissed confirmation drops nothing').toBe(1);
+      answer = true;
+      await drop.click();
+      await page.waitForURL(/dropped=1/);
+      await expect.poll(() => page.getByRole('status').textContent()).toContain('Dropped 1 dead letter');
+      expect(letters()).toBe(0);
+    } finally {
+      db.close();
+      await page.close();
+    }
   });
 
   it('fits a 360 px screen without sideways scrolling, is keyboard navigable, and breaks no CSP rule', async () => {

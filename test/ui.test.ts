@@ -191,4 +191,81 @@ describe('dashboard', () => {
     });
     expect(elsewhere.res.headers.get('location')).toBe('/ui/');
   });
+
+  it('replays and drops dead letters from the queue page, only for a session posting its own form', async () => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const login = await page('/ui/login', {
+      method: 'POST',
+      headers: form,
+      body: `token=${encodeURIComponent(TOKEN)}`,
+    });
+    const session = (login.res.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const db = new Database(s.db);
+    const bury = (id: string) =>
+      db
+        .prepare(
+          `INSERT INTO queue_messages (topic, partition_key, id, payload, metadata, published_at, failed_at,
+             failure_count, last_error, original_topic) VALUES ('ui.manual_dlq', 'p', ?, '{"n":1}', '{}', ?, ?, 5, 'boom', 'ui.manual')`,
+        )
+        .run(id, Date.now(), Date.now());
+    const where = (id: string) =>
+      db.prepare('SELECT topic FROM queue_messages WHERE id = ?').pluck().all(id) as string[];
+    bury('manual/1');
+    bury('manual/2');
+    try {
+      const queue = await page('/ui/queue', { headers: { cookie: session } });
+      expect(queue.text).toContain('aria-label="Drop manual/1"');
+      const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(queue.text)?.[1];
+      expect(csrf, 'the anti-forgery value in the page').toBeDefined();
+      const post = (verb: string, body: Record<string, string>, headers: Record<string, string> = {}) =>
+        page(`/ui/queue/${verb}`, {
+          method: 'POST',
+          headers: { ...form, cookie: session, ...headers },
+          body: new URLSearchParams(body).toString(),
+        });
+
+      // Refused, changing nothing: no session, no or a wrong anti-forgery value, another site.
+      const refusals = [
+        await page('/ui/queue/drop', {
+          method: 'POST',
+          headers: form,
+          body: `csrf=${csrf}&topic=ui.manual&id=manual/1`,
+        }),
+        await post('drop', { topic: 'ui.manual', id: 'manual/1' }),
+        await post('drop', { csrf: 'f'.repeat(64), topic: 'ui.manual', id: 'manual/1' }),
+        await post(
+          'drop',
+          { csrf: csrf!, topic: 'ui.manual', id: 'manual/1' },
+          { origin: 'https://evil.example' },
+        ),
+        await post(
+          'drop',
+          { csrf: csrf!, topic: 'ui.manual', id: 'manual/1' },
+          { 'sec-fetch-site': 'cross-site' },
+        ),
+      ];
+      expect(refusals.map((r) => r.res.status)).toEqual([401, 403, 403, 403, 403]);
+      const bad = [
+        await post('drop', { csrf: csrf!, topic: 'ui.manual' }),
+        await post('replay', { csrf: csrf!, topic: 'ui.manual_dlq' }),
+        await post('replay', { csrf: csrf!, topic: '<b>' }),
+      ];
+      expect(bad.map((r) => r.res.status)).toEqual([400, 400, 400]);
+      expect(where('manual/1')).toEqual(['ui.manual_dlq']);
+
+      const dropped = await post('drop', { csrf: csrf!, topic: 'ui.manual', id: 'manual/1' });
+      expect(dropped.res.status).toBe(303);
+      expect(dropped.res.headers.get('location')).toBe('/ui/queue?dropped=1&topic=ui.manual');
+      expect(where('manual/1')).toEqual([]);
+      const notice = await page(dropped.res.headers.get('location')!, { headers: { cookie: session } });
+      expect(notice.text).toContain('Dropped 1 dead letter of <code>ui.manual</code>.');
+
+      const replayed = await post('replay', { csrf: csrf!, topic: 'ui.manual' }, { origin: s.daemon.base });
+      expect(replayed.res.headers.get('location')).toBe('/ui/queue?replayed=1&topic=ui.manual');
+      expect(where('manual/2')).toEqual(['ui.manual']); // back on its topic, for its consumers
+      expect((await page('/ui/queue', { headers: { cookie: session } })).text).not.toContain('manual/2');
+    } finally {
+      db.close();
+    }
+  });
 });

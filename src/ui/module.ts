@@ -1,6 +1,7 @@
 /**
  * The dashboard under /ui/: server-rendered pages (overview, branch, commit, run, landing,
  * queue, about, sign-in) with a small script for live updates and live logs, and plain CSS.
+ * The queue page's replay and drop are form posts checked by `AdminSessions.mayChange`.
  * Every response carries a strict Content-Security-Policy. Public pages show only what /events
  * and the appview's CI view already make public; landing and queue need an admin session.
  */
@@ -12,8 +13,10 @@ import { InvalidRequestError, XrpcError } from '../errors.ts';
 import { checkCommit } from '../greenness/api.ts';
 import { readBody } from '../http/body.ts';
 import type { Module } from '../module.ts';
+import { DLQ_SUFFIX } from '../queue/index.ts';
+import { checkName } from '../queue/validate.ts';
 import { VERSION } from '../version.ts';
-import { landingPage, queuePage } from './admin.ts';
+import { landingPage, type QueueNotice, queuePage } from './admin.ts';
 import { branch } from './branch.ts';
 import { UiData, type UiDeps } from './data.ts';
 import { branchName, CSP, type Html, page } from './html.ts';
@@ -26,6 +29,9 @@ const STATIC: Record<string, string> = {
   'ui.js': 'text/javascript; charset=utf-8',
 };
 const LOGIN_BODY_LIMIT = 4096;
+const FORM_BODY_LIMIT = 4096;
+/** A message id as a form may carry it. */
+const LETTER_ID = /^\P{Cc}{1,1024}$/u;
 
 export function createUi(ctx: AppContext, deps: UiDeps): Module {
   const data = new UiData(ctx, deps);
@@ -81,7 +87,7 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
     app.get('/ui/branch', (c) => {
       const admin = sessions.isAdmin(c);
       const q = uiQueue(c, data);
-      if ('error' in q) return notFound(c, admin, q.error);
+      if ('error' in q) return problem(c, admin, q.error);
       return render(
         c,
         { title: `${branchName(q.ref)} of ${q.repo}`, nav: 'none', live: true, admin },
@@ -92,12 +98,12 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
     app.get('/ui/commit', (c) => {
       const admin = sessions.isAdmin(c);
       const q = uiQueue(c, data);
-      if ('error' in q) return notFound(c, admin, q.error);
+      if ('error' in q) return problem(c, admin, q.error);
       let commit: string;
       try {
         commit = checkCommit(c.req.query('commit'));
       } catch (err) {
-        return notFound(c, admin, (err as Error).message, 400);
+        return problem(c, admin, (err as Error).message, 400);
       }
       return render(
         c,
@@ -109,7 +115,7 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
     app.get('/ui/run/:knot/:rkey', (c) => {
       const admin = sessions.isAdmin(c);
       const run = data.pipeline(c.req.param('knot'), c.req.param('rkey'));
-      if (!run) return notFound(c, admin, 'No such run here (it may be past retention).');
+      if (!run) return problem(c, admin, 'No such run here (it may be past retention).');
       return render(
         c,
         { title: `Run ${run.pipeline.rkey}`, nav: 'none', live: true, admin },
@@ -124,10 +130,46 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
     });
 
     app.get('/ui/queue', (c) => {
-      const admin = sessions.isAdmin(c);
-      if (!admin) return refuse(c);
-      return render(c, { title: 'Queue', nav: 'queue', live: true, admin }, queuePage(data));
+      const csrf = sessions.csrf(c);
+      if (csrf === undefined) return refuse(c);
+      return render(
+        c,
+        { title: 'Queue', nav: 'queue', live: true, admin: true },
+        queuePage(data, csrf, queueNotice(c)),
+      );
     });
+
+    // Replay (every dead letter of a topic, or one) and drop (one), as `treadle queue dlq` does.
+    for (const verb of ['replay', 'drop'] as const) {
+      app.post(`/ui/queue/${verb}`, async (c) => {
+        if (!sessions.isAdmin(c)) return refuse(c);
+        const form = new URLSearchParams((await readBody(c, FORM_BODY_LIMIT)).toString('utf8'));
+        if (!sessions.mayChange(c, form.get('csrf') ?? ''))
+          return problem(
+            c,
+            true,
+            'This form is out of date or came from another site: reload the queue page and try again.',
+            403,
+          );
+        const topic = form.get('topic') ?? '';
+        const id = form.get('id') ?? undefined;
+        if (!isTopic(topic) || (id !== undefined && !LETTER_ID.test(id)))
+          return problem(c, true, 'Expected a topic name and, for one letter, its id.', 400);
+        if (verb === 'drop' && id === undefined)
+          return problem(c, true, 'Drop needs the id of a letter.', 400);
+        const count =
+          verb === 'replay' ? ctx.queue.replayDeadLetters(topic, id) : ctx.queue.dropDeadLetters(topic, id!);
+        ctx.log.info(
+          { topic, id, count, via: 'dashboard' },
+          `dead letters ${verb === 'replay' ? 'replayed' : 'dropped'}`,
+        );
+        const back = new URLSearchParams({
+          [verb === 'replay' ? 'replayed' : 'dropped']: String(count),
+          topic,
+        });
+        return c.redirect(`/ui/queue?${back}`, 303);
+      });
+    }
 
     app.get('/ui/about', (c) =>
       render(
@@ -141,7 +183,11 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
     );
 
     app.get('/ui/login', (c) =>
-      render(c, { title: 'Sign in', nav: 'login', admin: sessions.isAdmin(c) }, loginForm(sessions.enabled)),
+      render(
+        c,
+        { title: 'Sign in', nav: 'login', admin: sessions.isAdmin(c) },
+        loginForm(sessions.enabled, false, safeNext(c.req.query('next'))),
+      ),
     );
 
     app.post('/ui/login', async (c) => {
@@ -163,7 +209,7 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
       return c.redirect('/ui/', 303);
     });
 
-    app.all('/ui/*', (c) => notFound(c, sessions.isAdmin(c), 'No such page.'));
+    app.all('/ui/*', (c) => problem(c, sessions.isAdmin(c), 'No such page.'));
   };
 
   const refuse = (c: Context) =>
@@ -174,11 +220,11 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
       sessions.enabled ? 401 : 403,
     );
 
-  const notFound = (c: Context, admin: boolean, message: string, code: 400 | 404 = 404) =>
+  const problem = (c: Context, admin: boolean, message: string, code: 400 | 403 | 404 = 404) =>
     render(
       c,
-      { title: 'Not found', nav: 'none', admin },
-      html`<h1>${code === 400 ? 'Bad request' : 'Not found'}</h1><p>${message}</p><p><a href="/ui/">Back to the overview</a></p>`,
+      { title: code === 404 ? 'Not found' : 'Refused', nav: 'none', admin },
+      html`<h1>${code === 400 ? 'Bad request' : code === 403 ? 'Refused' : 'Not found'}</h1><p>${message}</p><p><a href="${code === 404 ? '/ui/' : '/ui/queue'}">${code === 404 ? 'Back to the overview' : 'Back to the queue'}</a></p>`,
       code,
     );
 
@@ -210,6 +256,26 @@ ${failed ? html`<p class="error" role="alert">That token is not the admin token.
 /** Only a path under /ui/ is a place to go back to after signing in (no open redirect). */
 function safeNext(next: string | undefined): string {
   return next && /^\/ui\/[A-Za-z0-9/_-]*$/.test(next) ? next : '/ui/';
+}
+
+/** A queue topic's name, as the queue checks it (not a dead-letter topic's own name). */
+function isTopic(name: string): boolean {
+  try {
+    checkName('topic', name);
+    return !name.endsWith(DLQ_SUFFIX);
+  } catch {
+    return false;
+  }
+}
+
+/** The notice a replay or drop redirects with (`?replayed=3&topic=…`), if any. */
+function queueNotice(c: Context): QueueNotice | undefined {
+  const topic = c.req.query('topic') ?? '';
+  for (const action of ['replayed', 'dropped'] as const) {
+    const n = c.req.query(action);
+    if (n !== undefined && /^\d{1,9}$/.test(n) && isTopic(topic)) return { action, topic, count: Number(n) };
+  }
+  return undefined;
 }
 
 function positive(raw: string | undefined): number {

@@ -2,7 +2,8 @@
  * The dashboard's admin session: signing in with TREADLE_ADMIN_TOKEN sets an HttpOnly,
  * SameSite=Strict cookie holding an expiry and an HMAC of it keyed by the token. Nothing is
  * stored server-side; changing the token ends every session. The token itself never travels in
- * a URL and never sits in the cookie.
+ * a URL and never sits in the cookie. A form that changes something carries a second HMAC, of
+ * the session cookie (`csrf`), which a page of another site cannot read.
  */
 import { createHmac } from 'node:crypto';
 import type { Context } from 'hono';
@@ -36,6 +37,27 @@ export class AdminSessions {
     return expires > this.clock() && sameSecret(m[2]!, this.sign(expires));
   }
 
+  /** The anti-forgery value of this request's session, for the forms of its pages. */
+  csrf(c: Context): string | undefined {
+    if (!this.isAdmin(c)) return undefined;
+    return createHmac('sha256', this.token!)
+      .update(`treadle-ui-csrf:${getCookie(c, COOKIE)}`)
+      .digest('hex');
+  }
+
+  /**
+   * Whether a form post may change something: a valid session, its anti-forgery value, and no
+   * sign of coming from another site (`Origin` of another host, `Sec-Fetch-Site` not same-origin).
+   */
+  mayChange(c: Context, csrf: string): boolean {
+    const origin = c.req.header('origin');
+    if (origin !== undefined && hostOf(origin) !== c.req.header('host')) return false;
+    const site = c.req.header('sec-fetch-site');
+    if (site !== undefined && site !== 'same-origin') return false;
+    const expected = this.csrf(c);
+    return expected !== undefined && sameSecret(csrf, expected);
+  }
+
   /** Checks `token` and, when it is the admin token, sets the session cookie. */
   signIn(c: Context, token: string): boolean {
     if (!this.token || !sameSecret(token, this.token)) return false;
@@ -62,4 +84,12 @@ export class AdminSessions {
 /** Behind Fly's proxy the daemon sees HTTP; the proxy says what the browser used. */
 function isHttps(c: Context): boolean {
   return c.req.header('x-forwarded-proto') === 'https' || new URL(c.req.url).protocol === 'https:';
+}
+
+function hostOf(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
+  }
 }

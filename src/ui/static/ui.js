@@ -181,5 +181,12 @@ function startLogs() {
   }
 }
 
+// ---- Forms that change something for good ask first (without this script they post at once).
+document.addEventListener('submit', (event) => {
+  const form = event.target;
+  const question = form instanceof HTMLFormElement ? form.dataset.confirm : undefined;
+  if (question && !window.confirm(question)) event.preventDefault();
+});
+
 followEvents();
 startLogs();
