@@ -94,7 +94,19 @@ describe('loadConfig', () => {
     const file = configFile(
       `landing:\n  targets:\n${target}greenness:\n  queues:\n    - ref: main\n      promote: { target: verified }\n`,
     );
-    const config = loadConfig({ ...REQUIRED, TREADLE_DB: '/data/treadle.db', TREADLE_CONFIG: file }).config;
+    const { config, warnings } = loadConfig({
+      ...REQUIRED,
+      TREADLE_DB: '/data/treadle.db',
+      TREADLE_CONFIG: file,
+    });
+    // A promotion target that checks staleness refuses a green commit its branch has moved past.
+    expect(warnings.join('\n')).toMatch(
+      /greenness.queues\[0\] promotes to landing target "verified", which checks staleness.*set checkStaleness: false on "verified"/,
+    );
+    const lenient = configFile(
+      `landing:\n  targets:\n${target}      checkStaleness: false\ngreenness:\n  queues:\n    - ref: main\n      promote: { target: verified }\n`,
+    );
+    expect(loadConfig({ ...REQUIRED, TREADLE_CONFIG: lenient }).warnings).toEqual([]);
     expect(config.landing.targets[0]).toMatchObject({
       name: 'verified',
       checkoutPath: '/data/repos/land/verified',

@@ -496,6 +496,11 @@ function load(env: Env, serving: boolean): LoadedConfig<AdminConfig> {
           errors.push(
             `${CONFIG_FILE_ENV} file ${file}: greenness.queues[${i}].promote.target: no landing target is named "${q.promote.target}"`,
           );
+        const target = landing.config.targets.find((t) => t.name === q.promote?.target);
+        if (target?.checkStaleness)
+          warnings.push(
+            `${CONFIG_FILE_ENV} file ${file}: greenness.queues[${i}] promotes to landing target "${target.name}", which checks staleness: a commit that turns green after its branch has moved on is refused as stale and not promoted; set checkStaleness: false on "${target.name}" to promote every new last green commit`,
+          );
       });
     }
   }
