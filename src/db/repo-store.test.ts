@@ -28,6 +28,29 @@ const repo = (owner: string, rkey: string, repoDid: string | null = null) => ({
 });
 
 describe('RepoStore', () => {
+  it('pages the served repos by name, filtered by owner/name, with the total of every match', () => {
+    const s = store();
+    for (const [owner, rkey, name] of [
+      [OWNER, 'a', 'zeta'],
+      [OWNER, 'b', 'Alpha'],
+      ['did:plc:bob', 'c', 'beta'],
+      ['did:plc:bob', 'd', 'alpha'],
+      ['did:plc:eve', 'e', 'alpha-not-served'],
+    ] as const)
+      s.putRepo({ owner, rkey, name, knot: 'knot.example', repoDid: null });
+    s.addMember('m1', 'did:plc:bob');
+    const names = (filter: string, offset: number, limit: number) => {
+      const page = s.servedReposPage(filter, offset, limit);
+      return [page.total, page.rows.map((r) => `${r.owner.slice(8)}/${r.name}`)];
+    };
+    expect(names('', 0, 10)).toEqual([4, ['owner/Alpha', 'bob/alpha', 'bob/beta', 'owner/zeta']]);
+    expect(names('', 1, 2)).toEqual([4, ['bob/alpha', 'bob/beta']]);
+    expect(names('', 8, 2)).toEqual([4, []]);
+    expect(names('ALPHA', 0, 10)).toEqual([2, ['owner/Alpha', 'bob/alpha']]);
+    expect(names('plc:bob/', 0, 10)).toEqual([2, ['bob/alpha', 'bob/beta']]);
+    expect(names('not-served', 0, 10)).toEqual([0, []]);
+  });
+
   it("serves the owner's repos and members' repos, and stops when the member goes", () => {
     const s = store();
     s.putRepo(repo(OWNER, 'r1'));

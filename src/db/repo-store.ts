@@ -37,6 +37,13 @@ export class RepoStore {
       removeRepo: p('DELETE FROM repos WHERE owner = ? AND rkey = ?'),
       served: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
                  WHERE owner = @owner OR owner IN (SELECT subject FROM members)`),
+      servedCount: p(`SELECT COUNT(*) FROM repos
+                       WHERE (owner = @owner OR owner IN (SELECT subject FROM members))
+                         AND (@needle = '' OR instr(lower(owner || '/' || name), @needle) > 0)`).pluck(),
+      servedPage: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
+                      WHERE (owner = @owner OR owner IN (SELECT subject FROM members))
+                        AND (@needle = '' OR instr(lower(owner || '/' || name), @needle) > 0)
+                      ORDER BY name COLLATE NOCASE, name, owner LIMIT @limit OFFSET @offset`),
       servedByName: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
                        WHERE knot = @knot AND owner = @did AND name = @name
                          AND (owner = @owner OR owner IN (SELECT subject FROM members)) LIMIT 1`),
@@ -104,6 +111,17 @@ export class RepoStore {
   /** Repos whose author is the owner or a current member. */
   servedRepos(): RepoRow[] {
     return this.s.served!.all({ owner: this.owner }) as RepoRow[];
+  }
+
+  /**
+   * One page of the served repos whose `<owner>/<name>` contains `filter` (ASCII letters in any
+   * case), by name then owner, and how many match in all.
+   */
+  servedReposPage(filter: string, offset: number, limit: number): { total: number; rows: RepoRow[] } {
+    const needle = filter.toLowerCase();
+    const total = this.s.servedCount!.get({ owner: this.owner, needle }) as number;
+    const rows = this.s.servedPage!.all({ owner: this.owner, needle, limit, offset }) as RepoRow[];
+    return { total, rows };
   }
 
   /** A served repo by the legacy key a knot's pipeline carries: knot, owner DID and name. */

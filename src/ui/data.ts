@@ -43,12 +43,8 @@ export class UiData {
 
   /** Served repos matching `filter` (owner or name), a page of them with their branches. */
   repos(filter: string, offset: number, limit: number): { total: number; items: RepoView[] } {
-    const needle = filter.toLowerCase();
-    const all = this.ctx.repos
-      .servedRepos()
-      .filter((r) => !needle || `${r.owner}/${r.name}`.toLowerCase().includes(needle))
-      .sort((a, b) => a.name.localeCompare(b.name) || a.owner.localeCompare(b.owner));
-    const items = all.slice(offset, offset + limit).map((r) => {
+    const { total, rows } = this.ctx.repos.servedReposPage(filter, offset, limit);
+    const items = rows.map((r) => {
       const id = r.repoDid ?? `${r.owner}/${r.name}`;
       return {
         id,
@@ -58,7 +54,7 @@ export class UiData {
         queues: this.d.greenness.store.queuesOfRepo(id, 20),
       };
     });
-    return { total: all.length, items };
+    return { total, items };
   }
 
   /** A pipeline with its workflows and the ref it built. */
