@@ -260,7 +260,12 @@ describe('dashboard', () => {
       const notice = await page(dropped.res.headers.get('location')!, { headers: { cookie: session } });
       expect(notice.text).toContain('Dropped 1 dead letter of <code>ui.manual</code>.');
 
-      const replayed = await post('replay', { csrf: csrf!, topic: 'ui.manual' }, { origin: s.daemon.base });
+      // Behind a proxy the Host is the daemon's address and the browser's Origin the public name.
+      const replayed = await post(
+        'replay',
+        { csrf: csrf!, topic: 'ui.manual' },
+        { origin: 'https://spindle.test' },
+      );
       expect(replayed.res.headers.get('location')).toBe('/ui/queue?replayed=1&topic=ui.manual');
       expect(where('manual/2')).toEqual(['ui.manual']); // back on its topic, for its consumers
       expect((await page('/ui/queue', { headers: { cookie: session } })).text).not.toContain('manual/2');

@@ -32,10 +32,11 @@ const LOGIN_BODY_LIMIT = 4096;
 const FORM_BODY_LIMIT = 4096;
 /** A message id as a form may carry it. */
 const LETTER_ID = /^\P{Cc}{1,1024}$/u;
+const TO_QUEUE = { href: '/ui/queue', label: 'Back to the queue' };
 
 export function createUi(ctx: AppContext, deps: UiDeps): Module {
   const data = new UiData(ctx, deps);
-  const sessions = new AdminSessions(ctx.config.adminToken);
+  const sessions = new AdminSessions(ctx.config.adminToken, Date.now, ctx.config.hostname);
   const files = new Map(
     Object.keys(STATIC).map((name) => [name, readFileSync(new URL(`./static/${name}`, import.meta.url))]),
   );
@@ -150,13 +151,14 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
             true,
             'This form is out of date or came from another site: reload the queue page and try again.',
             403,
+            TO_QUEUE,
           );
         const topic = form.get('topic') ?? '';
         const id = form.get('id') ?? undefined;
         if (!isTopic(topic) || (id !== undefined && !LETTER_ID.test(id)))
-          return problem(c, true, 'Expected a topic name and, for one letter, its id.', 400);
+          return problem(c, true, 'Expected a topic name and, for one letter, its id.', 400, TO_QUEUE);
         if (verb === 'drop' && id === undefined)
-          return problem(c, true, 'Drop needs the id of a letter.', 400);
+          return problem(c, true, 'Drop needs the id of a letter.', 400, TO_QUEUE);
         const count =
           verb === 'replay' ? ctx.queue.replayDeadLetters(topic, id) : ctx.queue.dropDeadLetters(topic, id!);
         ctx.log.info(
@@ -220,13 +222,21 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
       sessions.enabled ? 401 : 403,
     );
 
-  const problem = (c: Context, admin: boolean, message: string, code: 400 | 403 | 404 = 404) =>
-    render(
+  const problem = (
+    c: Context,
+    admin: boolean,
+    message: string,
+    code: 400 | 403 | 404 = 404,
+    back: { href: string; label: string } = { href: '/ui/', label: 'Back to the overview' },
+  ) => {
+    const heading = code === 400 ? 'Bad request' : code === 403 ? 'Refused' : 'Not found';
+    return render(
       c,
-      { title: code === 404 ? 'Not found' : 'Refused', nav: 'none', admin },
-      html`<h1>${code === 400 ? 'Bad request' : code === 403 ? 'Refused' : 'Not found'}</h1><p>${message}</p><p><a href="${code === 404 ? '/ui/' : '/ui/queue'}">${code === 404 ? 'Back to the overview' : 'Back to the queue'}</a></p>`,
+      { title: heading, nav: 'none', admin },
+      html`<h1>${heading}</h1><p>${message}</p><p><a href="${back.href}">${back.label}</a></p>`,
       code,
     );
+  };
 
   return { name: 'ui', routes };
 }

@@ -16,10 +16,13 @@ const TTL_MS = 12 * 3_600_000;
 export class AdminSessions {
   private readonly token: string | undefined;
   private readonly clock: () => number;
+  private readonly hostname: string | undefined;
 
-  constructor(token: string | undefined, clock: () => number = Date.now) {
+  /** `hostname`: the spindle's public name (TREADLE_HOSTNAME), a site of its own forms. */
+  constructor(token: string | undefined, clock: () => number = Date.now, hostname?: string) {
     this.token = token;
     this.clock = clock;
+    this.hostname = hostname;
   }
 
   /** Whether an admin token is configured at all. */
@@ -51,7 +54,12 @@ export class AdminSessions {
    */
   mayChange(c: Context, csrf: string): boolean {
     const origin = c.req.header('origin');
-    if (origin !== undefined && hostOf(origin) !== c.req.header('host')) return false;
+    if (origin !== undefined) {
+      // Behind a proxy the Host header may be the daemon's own address: the public name is also this site.
+      const ours = [c.req.header('host'), c.req.header('x-forwarded-host'), this.hostname];
+      const host = hostOf(origin);
+      if (host === undefined || !ours.includes(host)) return false;
+    }
     const site = c.req.header('sec-fetch-site');
     if (site !== undefined && site !== 'same-origin') return false;
     const expected = this.csrf(c);
