@@ -13,8 +13,8 @@ export interface StoredLine {
   line: string;
 }
 
-/** The stream of a workflow's log, as a scalar subquery on its (knot, rkey, workflow). */
-const STREAM = '(SELECT id FROM log_streams WHERE knot = ? AND rkey = ? AND workflow = ?)';
+/** The stream number of a workflow's log, by its (knot, rkey, workflow). */
+const STREAM_ID = 'SELECT id FROM log_streams WHERE knot = ? AND rkey = ? AND workflow = ?';
 
 export class LogStore {
   private readonly openStmt: Statement;
@@ -25,20 +25,20 @@ export class LogStore {
   private readonly appendAll: (k: WorkflowKey, seq: number, lines: readonly string[]) => void;
 
   constructor(db: Db) {
-    this.openStmt = db.prepare('INSERT OR IGNORE INTO log_streams (knot, rkey, workflow) VALUES (?, ?, ?)');
-    this.streamStmt = db
-      .prepare('SELECT id FROM log_streams WHERE knot = ? AND rkey = ? AND workflow = ?')
-      .pluck();
+    this.openStmt = db.prepare('INSERT INTO log_streams (knot, rkey, workflow) VALUES (?, ?, ?)');
+    this.streamStmt = db.prepare(STREAM_ID).pluck();
     this.insertStmt = db.prepare('INSERT OR IGNORE INTO log_lines (stream, seq, line) VALUES (?, ?, ?)');
     this.afterStmt = db.prepare(
-      `SELECT seq, line FROM log_lines WHERE stream = ${STREAM} AND seq >= ? ORDER BY seq LIMIT ?`,
+      `SELECT seq, line FROM log_lines WHERE stream = (${STREAM_ID}) AND seq >= ? ORDER BY seq LIMIT ?`,
     );
     this.countStmt = db.prepare(
-      `SELECT COALESCE(MAX(seq) + 1, 0) AS n FROM log_lines WHERE stream = ${STREAM}`,
+      `SELECT COALESCE(MAX(seq) + 1, 0) AS n FROM log_lines WHERE stream = (${STREAM_ID})`,
     );
     this.appendAll = db.transaction((k: WorkflowKey, seq: number, lines: readonly string[]) => {
-      this.openStmt.run(k.knot, k.rkey, k.name);
-      const stream = this.streamStmt.get(k.knot, k.rkey, k.name) as number;
+      // A log's first batch opens its stream; every later one finds it.
+      const stream =
+        (this.streamStmt.get(k.knot, k.rkey, k.name) as number | undefined) ??
+        Number(this.openStmt.run(k.knot, k.rkey, k.name).lastInsertRowid);
       for (const [i, line] of lines.entries()) this.insertStmt.run(stream, seq + i, line);
     });
   }

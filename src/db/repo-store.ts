@@ -10,6 +10,11 @@ export interface RepoRow {
   repoDid: string | null;
 }
 
+/** A repo is served when its author is the owner or a current member. */
+const SERVED = '(owner = @owner OR owner IN (SELECT subject FROM members))';
+/** A repo whose `<owner>/<name>` contains `@needle` (lowercase), or any repo when it is empty. */
+const MATCHES = "(@needle = '' OR instr(lower(owner || '/' || name), @needle) > 0)";
+
 /** Collaborator rows a knot announced are authored by `knot:<host>`, never a DID. */
 function knotAuthor(knot: string): string {
   return `knot:${knot}`;
@@ -36,21 +41,18 @@ export class RepoStore {
                     repo_did = excluded.repo_did, updated_at = excluded.updated_at`),
       removeRepo: p('DELETE FROM repos WHERE owner = ? AND rkey = ?'),
       served: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
-                 WHERE owner = @owner OR owner IN (SELECT subject FROM members)`),
-      servedCount: p(`SELECT COUNT(*) FROM repos
-                       WHERE (owner = @owner OR owner IN (SELECT subject FROM members))
-                         AND (@needle = '' OR instr(lower(owner || '/' || name), @needle) > 0)`).pluck(),
+                 WHERE ${SERVED}`),
+      servedCount: p(`SELECT COUNT(*) FROM repos WHERE ${SERVED} AND ${MATCHES}`).pluck(),
       servedPage: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
-                      WHERE (owner = @owner OR owner IN (SELECT subject FROM members))
-                        AND (@needle = '' OR instr(lower(owner || '/' || name), @needle) > 0)
+                      WHERE ${SERVED} AND ${MATCHES}
                       ORDER BY name COLLATE NOCASE, name, owner LIMIT @limit OFFSET @offset`),
       servedByName: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
                        WHERE knot = @knot AND owner = @did AND name = @name
-                         AND (owner = @owner OR owner IN (SELECT subject FROM members)) LIMIT 1`),
+                         AND ${SERVED} LIMIT 1`),
       servedByKey: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
-                      WHERE owner = @did AND rkey = @rkey AND (owner = @owner OR owner IN (SELECT subject FROM members))`),
+                      WHERE owner = @did AND rkey = @rkey AND ${SERVED}`),
       servedByDid: p(`SELECT owner, rkey, name, knot, repo_did AS repoDid FROM repos
-                      WHERE repo_did = @repoDid AND (owner = @owner OR owner IN (SELECT subject FROM members))`),
+                      WHERE repo_did = @repoDid AND ${SERVED}`),
       putCollaborator:
         p(`INSERT INTO collaborators (author, rkey, subject, repo, updated_at) VALUES (?, ?, ?, ?, ?)
                           ON CONFLICT (author, rkey) DO UPDATE SET subject = excluded.subject, repo = excluded.repo,

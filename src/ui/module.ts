@@ -28,7 +28,7 @@ const STATIC: Record<string, string> = {
   'ui.css': 'text/css; charset=utf-8',
   'ui.js': 'text/javascript; charset=utf-8',
 };
-const LOGIN_BODY_LIMIT = 4096;
+/** The sign-in and the queue's forms: a few short fields. */
 const FORM_BODY_LIMIT = 4096;
 /** A message id as a form may carry it. */
 const LETTER_ID = /^\P{Cc}{1,1024}$/u;
@@ -194,7 +194,7 @@ export function createUi(ctx: AppContext, deps: UiDeps): Module {
 
     app.post('/ui/login', async (c) => {
       // Over the bound: 413 from the shared error handler, the body never buffered.
-      const body = await readBody(c, LOGIN_BODY_LIMIT);
+      const body = await readBody(c, FORM_BODY_LIMIT);
       const token = new URLSearchParams(body.toString('utf8')).get('token') ?? '';
       const back = safeNext(c.req.query('next'));
       if (sessions.signIn(c, token)) return c.redirect(back, 303);
